@@ -1,0 +1,3 @@
+from wsgigate.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""CGI gateway (RFC 3875): one request from the process environment and stdin, answered on stdout.
+
+Use it from a CGI script::
+
+    #!/usr/bin/env python3
+    from wsgigate.cgi import run
+    from myapp import app
+    run(app)
+
+A CGI process is started for every request, so this module imports nothing beyond ``os`` and
+``sys`` on the success path: each import is paid on every hit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from wsgigate.core.environ import (
+    ErrorStream,
+    InputStream,
+    build_environ,
+    content_length,
+    unquote_to_wsgi,
+)
+from wsgigate.core.response import cgi_response_head
+from wsgigate.core.runner import Outcome, run_app
+from wsgigate.errors import ProtocolError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, MutableMapping
+    from typing import BinaryIO
+    from wsgiref.types import WSGIApplication
+
+__all__ = ["run", "read_environ", "fix_iis_path_info", "fix_rewritten_script_name"]
+
+
+def read_environ() -> dict[str, str]:
+    """The process environment as PEP 3333 native strings (bytes decoded as latin-1)."""
+    if os.name == "posix":
+        return {k.decode("latin-1"): v.decode("latin-1") for k, v in os.environb.items()}
+    # Windows hands us text already decoded; re-express it as the bytes a client would have sent.
+    return {
+        k: v.encode("utf-8", "surrogateescape").decode("latin-1") for k, v in os.environ.items()
+    }
+
+
+def fix_iis_path_info(meta: MutableMapping[str, str]) -> None:
+    """IIS puts the script's own path at the front of PATH_INFO; strip it.
+
+    IIS with a script mapping sends ``SCRIPT_NAME=/app.py`` and ``PATH_INFO=/app.py/rest``.
+    """
+    if not meta.get("SERVER_SOFTWARE", "").startswith("Microsoft-IIS"):
+        return
+    script = meta.get("SCRIPT_NAME", "")
+    path = meta.get("PATH_INFO", "")
+    if script and path.startswith(script):
+        meta["PATH_INFO"] = path[len(script) :]
+
+
+def fix_rewritten_script_name(meta: MutableMapping[str, str]) -> None:
+    """Undo the script's file name when a rewrite rule hid it from the URL.
+
+    Shared hosting maps every URL to the script with a rule such as Apache's
+    ``RewriteRule ^(.*)$ app.cgi/$1`` or lighttpd's ``url.rewrite-once``. The server then
+    reports ``SCRIPT_NAME=/app.cgi`` although the client asked for ``/hello``, and every URL
+    the app builds would carry ``/app.cgi``. When the request URI does not start with
+    SCRIPT_NAME, the part of the requested path before PATH_INFO is the real mount point.
+    """
+    uri = meta.get("REQUEST_URI")
+    script = meta.get("SCRIPT_NAME", "")
+    if not uri or not script:
+        return
+    requested = unquote_to_wsgi(uri.partition("?")[0])
+    if requested == script or requested.startswith(script + "/"):
+        return
+    path_info = meta.get("PATH_INFO", "")
+    if path_info and requested.endswith(path_info):
+        meta["SCRIPT_NAME"] = requested[: len(requested) - len(path_info)].rstrip("/")
+    else:
+        meta["SCRIPT_NAME"] = ""
+        meta["PATH_INFO"] = requested
+
+
+FRONT_END_FIXES = (fix_iis_path_info, fix_rewritten_script_name)
+
+
+class CGIWriter:
+    """Write the response to stdout: ``Status:`` head, then the body as the app yields it."""
+
+    __slots__ = ("out", "head")
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.head = b""
+
+    def start(self, status: str, headers: list[tuple[str, str]]) -> None:
+        self.head = cgi_response_head(status, headers)
+
+    def write(self, data: bytes) -> None:
+        if self.head:
+            data, self.head = self.head + data, b""
+        self.out.write(data)
+        self.out.flush()  # a streamed response reaches the client as it is produced
+
+    def finish(self, data: bytes) -> None:
+        if self.head:
+            data, self.head = self.head + data, b""
+        self.out.write(data)
+        self.out.flush()
+
+
+def _bad_request(out: BinaryIO, message: str) -> Outcome:
+    body = f"Bad Request: {message}\n".encode("latin-1", "replace")
+    out.write(
+        cgi_response_head(
+            "400 Bad Request",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        + body
+    )
+    out.flush()
+    outcome = Outcome()
+    outcome.status, outcome.sent, outcome.complete = 400, len(body), True
+    return outcome
+
+
+def run(
+    app: WSGIApplication,
+    *,
+    debug: bool = False,
+    environ: Mapping[str, str] | None = None,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+) -> Outcome:
+    """Answer the one CGI request this process was started for.
+
+    ``environ``, ``stdin`` and ``stdout`` default to the process's own; tests pass their own.
+    """
+    meta = read_environ() if environ is None else dict(environ)
+    out = stdout if stdout is not None else sys.stdout.buffer
+    for fix in FRONT_END_FIXES:
+        fix(meta)
+    try:
+        length = content_length(meta)
+    except ProtocolError as exc:
+        return _bad_request(out, str(exc))
+    # RFC 3875 section 4.2: without CONTENT_LENGTH there is no body to read.
+    body = InputStream(stdin if stdin is not None else sys.stdin.buffer, length or 0)
+    env = build_environ(
+        meta,
+        stdin=body,
+        errors=ErrorStream(),
+        multithread=False,
+        multiprocess=True,
+        run_once=True,
+    )
+    return run_app(app, env, CGIWriter(out), debug=debug)

@@ -1,0 +1,241 @@
+"""``wsgigate check``: run an app in-process through every gateway and compare the answers.
+
+The app is wrapped in :func:`wsgiref.validate.validator`, called once directly (the reference),
+then once through each gateway in :data:`PROBES`. A gateway passes when the validator saw no
+breach, nothing was logged as an error, and status and body equal the reference's. Gateways
+register a probe here: a function ``probe(app, request) -> ProbeResponse``, named as
+``"module:function"`` so that only the probes that run are imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import logging
+import warnings
+from wsgiref.util import setup_testing_defaults
+from wsgiref.validate import validator
+
+from wsgigate.core.environ import unquote_to_wsgi
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
+    from wsgiref.types import WSGIApplication
+
+# Gateway name -> "module:function" of its probe. Later gateways add themselves here.
+PROBES: dict[str, str] = {
+    "cgi": "wsgigate.check:probe_cgi",
+    "http (dev server)": "wsgigate.check:probe_http",
+}
+
+
+class ProbeRequest:
+    """One request to send through every gateway."""
+
+    def __init__(
+        self,
+        method: str = "GET",
+        path: str = "/",
+        query: str = "",
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> None:
+        self.method = method
+        self.path = path  # percent-encoded, as on the wire
+        self.query = query
+        self.headers = list(headers)
+        self.body = body
+
+    def meta(self) -> dict[str, str]:
+        """The CGI meta-variables a well-behaved web server would set for this request."""
+        meta = {
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "SERVER_SOFTWARE": "wsgigate-check",
+            "REQUEST_METHOD": self.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote_to_wsgi(self.path),
+            "QUERY_STRING": self.query,
+            "REQUEST_URI": self.path + ("?" + self.query if self.query else ""),
+            "SERVER_NAME": "localhost",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "localhost",
+        }
+        if self.body or self.method in ("POST", "PUT", "PATCH"):
+            meta["CONTENT_LENGTH"] = str(len(self.body))
+        for name, value in self.headers:
+            key = name.upper().replace("-", "_")
+            meta[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key] = value
+        return meta
+
+
+class ProbeResponse:
+    def __init__(self, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class Row:
+    def __init__(self, gateway: str, status: str, ok: bool, reason: str = "") -> None:
+        self.gateway = gateway
+        self.status = status
+        self.ok = ok
+        self.reason = reason
+
+
+def parse_cgi_response(data: bytes) -> ProbeResponse:
+    """Split a CGI-style response (``Status:`` head, blank line, body), as CGI/FastCGI/SCGI send."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        raise ValueError(f"no end of headers in {data[:80]!r}")
+    status = "200 OK"
+    headers = []
+    for line in head.decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.lower() == "status":
+            status = value.strip()
+        else:
+            headers.append((name, value.strip()))
+    return ProbeResponse(status, headers, body)
+
+
+def reference(app: WSGIApplication, request: ProbeRequest) -> ProbeResponse:
+    """Call the app directly with a wsgiref test environ."""
+    environ: dict[str, Any] = dict(request.meta())
+    environ["wsgi.input"] = io.BytesIO(request.body)
+    setup_testing_defaults(environ)
+    captured: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        captured[:] = [status, headers]
+        return lambda data: chunks.append(data)
+
+    chunks: list[bytes] = []
+    result = app(environ, start_response)
+    try:
+        chunks.extend(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return ProbeResponse(captured[0], captured[1], b"".join(chunks))
+
+
+def probe_cgi(app: WSGIApplication, request: ProbeRequest) -> ProbeResponse:
+    from wsgigate import cgi
+
+    out = io.BytesIO()
+    cgi.run(app, environ=request.meta(), stdin=io.BytesIO(request.body), stdout=out)
+    return parse_cgi_response(out.getvalue())
+
+
+def probe_http(app: WSGIApplication, request: ProbeRequest) -> ProbeResponse:
+    import http.client
+    import threading
+
+    from wsgigate.devserver import make_server
+
+    server = make_server(app, "127.0.0.1:0")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection(
+            str(server.server_address[0]), server.server_address[1], timeout=10
+        )
+        target = request.path + ("?" + request.query if request.query else "")
+        conn.request(
+            request.method, target, body=request.body or None, headers=dict(request.headers)
+        )
+        response = conn.getresponse()
+        body = response.read()
+        conn.close()
+        return ProbeResponse(f"{response.status} {response.reason}", response.getheaders(), body)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def reason(self) -> str:
+        for record in self.records:
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                return f"{type(exc).__name__}: {exc}"
+        return self.records[0].getMessage() if self.records else ""
+
+
+def _run_probe(
+    probe: Callable[[WSGIApplication, ProbeRequest], ProbeResponse],
+    app: WSGIApplication,
+    request: ProbeRequest,
+) -> tuple[ProbeResponse | None, str]:
+    capture = _Capture()
+    logger = logging.getLogger("wsgigate")
+    logger.addHandler(capture)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                response = probe(validator(app), request)
+            except Exception as exc:
+                return None, f"{type(exc).__name__}: {exc}"
+    finally:
+        logger.removeHandler(capture)
+        logger.propagate = propagate
+    problems = [capture.reason()] if capture.records else []
+    problems += [f"{w.category.__name__}: {w.message}" for w in caught]
+    return response, "; ".join(problems)
+
+
+def check(app: WSGIApplication, request: ProbeRequest | None = None) -> list[Row]:
+    """Run ``request`` through the app directly and through every registered gateway."""
+    request = request or ProbeRequest()
+    expected, problem = _run_probe(reference, app, request)
+    rows = [
+        Row(
+            "direct",
+            expected.status if expected else "-",
+            expected is not None and not problem,
+            problem,
+        )
+    ]
+    for gateway, target in PROBES.items():
+        module_name, _, function = target.partition(":")
+        try:
+            probe = getattr(importlib.import_module(module_name), function)
+        except ImportError as exc:
+            rows.append(Row(gateway, "-", False, f"not available: {exc}"))
+            continue
+        response, problem = _run_probe(probe, app, request)
+        if response is None:
+            rows.append(Row(gateway, "-", False, problem))
+            continue
+        if not problem and expected is not None:
+            if response.status.split()[0] != expected.status.split()[0]:
+                problem = f"status {response.status!r}, expected {expected.status!r}"
+            elif response.body != expected.body and request.method != "HEAD":
+                problem = f"body differs: {len(response.body)} bytes, expected {len(expected.body)}"
+        rows.append(Row(gateway, response.status, not problem, problem))
+    return rows
+
+
+def format_table(rows: list[Row]) -> str:
+    header = ("gateway", "status", "result")
+    table = [header] + [
+        (r.gateway, r.status, "PASS" if r.ok else f"FAIL  {r.reason}") for r in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(2)]
+    return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}".rstrip() for a, b, c in table)

@@ -1,0 +1,166 @@
+"""Command line: ``wsgigate <command> MODULE:APP [options]``.
+
+Each command is declared once in :data:`COMMANDS` (its options and the function that runs it);
+the argument parser and the configuration reference in the docs are both built from it.
+Errors in what the user asked for (a bad app spec, a bad bind) end with one line on stderr
+and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from wsgigate import __version__
+from wsgigate.errors import ConfigurationError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from wsgiref.types import WSGIApplication
+
+EXIT_USAGE = 2
+
+
+def _load(spec: str) -> WSGIApplication:
+    from wsgigate.loader import load_app
+
+    return load_app(spec)
+
+
+def _setup_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=level.upper(),
+        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from wsgigate.host import serve
+
+    app = _load(args.app)
+    _setup_logging(args.log_level)
+    serve(app, protocol=args.protocol, bind=args.bind, debug=args.debug)
+    return 0
+
+
+def cmd_cgi(args: argparse.Namespace) -> int:
+    from wsgigate import cgi
+
+    outcome = cgi.run(_load(args.app), debug=args.debug)
+    return 0 if outcome.complete else 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from wsgigate.check import ProbeRequest, check, format_table
+
+    app = _load(args.app)
+    path, _, query = args.path.partition("?")
+    headers = []
+    for header in args.header:
+        name, sep, value = header.partition(":")
+        if not sep:
+            raise ConfigurationError(f"--header {header!r}: expected 'Name: value'")
+        headers.append((name.strip(), value.strip()))
+    body = args.data.encode() if args.data is not None else b""
+    rows = check(app, ProbeRequest(args.method, path, query, headers, body))
+    print(format_table(rows))
+    return 0 if all(row.ok for row in rows) else 1
+
+
+def _app_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "app", metavar="MODULE:APP", help="the WSGI app, e.g. myapp:app or app.py:app"
+    )
+
+
+def _debug_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show tracebacks to clients in 500 responses (never in production)",
+    )
+
+
+def _logging_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="least severe level logged to stderr (default: info)",
+    )
+
+
+def args_run(parser: argparse.ArgumentParser) -> None:
+    _app_argument(parser)
+    parser.add_argument(
+        "--bind",
+        help="for the development server: HOST:PORT (default 127.0.0.1:8000); "
+        "for an inherited socket: override it",
+    )
+    parser.add_argument(
+        "--protocol",
+        default="fastcgi",
+        choices=["fastcgi", "scgi"],
+        help="protocol spoken on an inherited socket (fd 0, systemd) (default: fastcgi)",
+    )
+    _debug_option(parser)
+    _logging_option(parser)
+
+
+def args_cgi(parser: argparse.ArgumentParser) -> None:
+    _app_argument(parser)
+    _debug_option(parser)
+
+
+def args_check(parser: argparse.ArgumentParser) -> None:
+    _app_argument(parser)
+    parser.add_argument("--method", default="GET", help="request method (default: GET)")
+    parser.add_argument("--path", default="/", help="request path with query (default: /)")
+    parser.add_argument(
+        "--header", action="append", default=[], metavar="'NAME: VALUE'", help="request header"
+    )
+    parser.add_argument("--data", help="request body")
+
+
+# name -> (help, add_arguments, run). Gateways add their commands here.
+COMMANDS: dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+] = {
+    "run": (
+        "serve the app the way this process was started (CGI, socket, Lambda, dev HTTP)",
+        args_run,
+        cmd_run,
+    ),
+    "cgi": ("answer one CGI request (RFC 3875) from the environment and stdin", args_cgi, cmd_cgi),
+    "check": ("run the app through every gateway and print a table", args_check, cmd_check),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wsgigate",
+        description="Run one WSGI application on CGI, FastCGI, SCGI, AWS Lambda and ASGI servers.",
+    )
+    parser.add_argument("--version", action="version", version=f"wsgigate {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except ConfigurationError as exc:
+        print(f"wsgigate: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return status

@@ -1,0 +1,104 @@
+"""What an application may pass to ``start_response``, and the CGI-style response head.
+
+CGI, FastCGI and SCGI all answer with the same head (``Status:`` line, headers, blank line), so
+it is serialized here once.
+"""
+
+from __future__ import annotations
+
+from wsgigate.errors import ApplicationError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+# RFC 9110 section 7.6.1: connection-specific headers belong to the server, not the application.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+# RFC 9110 section 5.6.2 tchar.
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+# Header names repeat across requests; remember the ones already proven valid (bounded).
+_valid_names: dict[str, str] = {}
+_VALID_NAMES_MAX = 512
+
+
+def validate_status(status: object) -> int:
+    """Check a WSGI status line such as ``"200 OK"``; return the status code."""
+    if type(status) is not str:
+        raise ApplicationError(f"status must be str, not {type(status).__name__}")
+    code = status[:3]
+    if (
+        len(status) < 4
+        or status[3] != " "
+        or not (code.isascii() and code.isdigit())
+        or code[0] == "0"
+        or not status.isprintable()
+    ):
+        raise ApplicationError(f"invalid status line {status!r}: expected e.g. '200 OK'")
+    return int(code)
+
+
+def _check_name(name: object) -> str:
+    if type(name) is not str:
+        raise ApplicationError(f"header name must be str, not {type(name).__name__}")
+    if not name or not _TCHAR.issuperset(name):
+        raise ApplicationError(f"invalid header name {name!r}")
+    lower = name.lower()
+    if lower in HOP_BY_HOP:
+        raise ApplicationError(f"hop-by-hop header {name!r} is the server's to send, not the app's")
+    if len(_valid_names) < _VALID_NAMES_MAX:
+        _valid_names[name] = lower
+    return lower
+
+
+def validate_headers(headers: object) -> int | None:
+    """Check the application's header list; return its Content-Length if it gave one."""
+    if not isinstance(headers, list):
+        raise ApplicationError(f"headers must be a list, not {type(headers).__name__}")
+    length = None
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            raise ApplicationError(f"header {item!r} is not a (name, value) tuple")
+        name, value = item
+        lower = _valid_names.get(name) or _check_name(name)
+        if type(value) is not str:
+            raise ApplicationError(
+                f"value of header {name!r} must be str, not {type(value).__name__}"
+            )
+        if "\n" in value or "\r" in value or "\0" in value:
+            raise ApplicationError(f"value of header {name!r} contains CR, LF or NUL")
+        if not value.isascii():
+            try:
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ApplicationError(
+                    f"value of header {name!r} is not latin-1; encode it (RFC 8187, RFC 2047)"
+                ) from None
+        if lower == "content-length":
+            if not (value.isascii() and value.isdigit()):
+                raise ApplicationError(f"invalid Content-Length {value!r}")
+            length = int(value)
+    return length
+
+
+def cgi_response_head(status: str, headers: Iterable[tuple[str, str]]) -> bytes:
+    """Serialize a CGI response head (RFC 3875 section 6): ``Status:``, headers, blank line."""
+    parts = ["Status: ", status, "\r\n"]
+    for name, value in headers:
+        parts += (name, ": ", value, "\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")

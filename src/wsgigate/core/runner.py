@@ -1,0 +1,238 @@
+"""Run a WSGI application for one request: the single response path every gateway shares.
+
+The gateway hands over an ``environ`` and a :class:`ResponseWriter`. This module calls the app,
+validates ``start_response``, implements ``exc_info`` and ``write()`` as PEP 3333 says, sends the
+head together with the first non-empty body chunk, enforces the app's Content-Length, always
+calls ``close()``, and turns failures into a 500 or a cut-off response plus one log record.
+"""
+
+from __future__ import annotations
+
+from wsgigate.core.response import validate_headers, validate_status
+from wsgigate.errors import ApplicationError, ClientDisconnected
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from types import TracebackType
+    from typing import Any, Protocol
+    from wsgiref.types import WSGIApplication
+
+    ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+    class ResponseWriter(Protocol):
+        """Where a gateway receives the response. Any exception it raises means the peer is gone.
+
+        ``start`` is called at most once, right before the first ``write`` or ``finish``;
+        ``finish`` carries the last chunk (often the whole body) so a gateway can send head and
+        body in one go. After an error once the head is out, neither ``write`` nor ``finish``
+        is called again: the gateway must cut the response off (see :attr:`Outcome.complete`).
+        """
+
+        def start(self, status: str, headers: list[tuple[str, str]]) -> None: ...
+        def write(self, data: bytes) -> None: ...
+        def finish(self, data: bytes) -> None: ...
+
+else:
+    ResponseWriter = object
+
+
+class Outcome:
+    """What happened to one request: for the access log and for the gateway's next step."""
+
+    __slots__ = ("status", "sent", "complete", "disconnected")
+
+    def __init__(self) -> None:
+        self.status = 0  # HTTP status code sent, 0 if nothing was sent
+        self.sent = 0  # body bytes handed to the writer
+        self.complete = False  # finish() was called: the response is whole
+        self.disconnected = False  # the peer went away
+
+
+_ERROR_BODY = b"Internal Server Error\n"
+
+
+class _Exchange:
+    """State of one request/response, with ``start_response`` and ``write`` as bound methods."""
+
+    __slots__ = (
+        "environ",
+        "writer",
+        "debug",
+        "status",
+        "headers",
+        "head_sent",
+        "remaining",
+        "outcome",
+    )
+
+    def __init__(self, environ: dict[str, Any], writer: ResponseWriter, debug: bool) -> None:
+        self.environ = environ
+        self.writer = writer
+        self.debug = debug
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.head_sent = False
+        self.remaining: int | None = None  # body bytes the app's Content-Length still allows
+        self.outcome = Outcome()
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        if exc_info is not None:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # break the frame <-> traceback cycle
+        elif self.status is not None:
+            raise ApplicationError("start_response() called a second time without exc_info")
+        code = validate_status(status)
+        length = validate_headers(headers)
+        self.status = status
+        self.headers = headers
+        self.remaining = length
+        self.outcome.status = code
+        return self.write
+
+    def _bounded(self, data: bytes) -> bytes:
+        """Cut ``data`` to what the app's Content-Length allows, logging the first excess."""
+        remaining = self.remaining
+        if remaining is None or len(data) <= remaining:
+            if remaining is not None:
+                self.remaining = remaining - len(data)
+            return data
+        if remaining >= 0:
+            _log().error(
+                "%s: application sent more than its Content-Length; truncated",
+                _request(self.environ),
+            )
+            self.remaining = -1  # log once
+        return data[: max(remaining, 0)]
+
+    def _head(self) -> None:
+        if self.status is None:
+            raise ApplicationError("application sent body data before calling start_response()")
+        try:
+            self.writer.start(self.status, self.headers)
+        except Exception as exc:
+            raise ClientDisconnected(str(exc)) from exc
+        self.head_sent = True
+
+    def write(self, data: bytes) -> None:
+        """Send one body chunk (also the ``write()`` callable PEP 3333 gives the app)."""
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise ApplicationError(f"body chunks must be bytes, not {type(data).__name__}")
+            data = bytes(data)
+        if not data:
+            return
+        data = self._bounded(data)
+        if not self.head_sent:
+            self._head()
+        if data:
+            try:
+                self.writer.write(data)
+            except Exception as exc:
+                raise ClientDisconnected(str(exc)) from exc
+            self.outcome.sent += len(data)
+
+    def finish(self, data: bytes = b"") -> None:
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise ApplicationError(f"body chunks must be bytes, not {type(data).__name__}")
+            data = bytes(data)
+        if self.status is None:
+            raise ApplicationError("application returned without calling start_response()")
+        data = self._bounded(data)
+        if self.remaining:
+            _log().error(
+                "%s: application sent %d bytes less than its Content-Length",
+                _request(self.environ),
+                self.remaining,
+            )
+        if not self.head_sent:
+            self._head()
+        try:
+            self.writer.finish(data)
+        except Exception as exc:
+            raise ClientDisconnected(str(exc)) from exc
+        self.outcome.sent += len(data)
+        self.outcome.complete = True
+
+    def fail(self, exc: BaseException) -> None:
+        """The app raised: answer 500 if nothing was sent yet, else leave the response cut off."""
+        if self.head_sent:
+            _log().error(
+                "%s: application raised after the response started; response cut off",
+                _request(self.environ),
+                exc_info=exc,
+            )
+            return
+        _log().error("%s: application raised", _request(self.environ), exc_info=exc)
+        body = _ERROR_BODY
+        if self.debug:
+            import traceback
+
+            body = "".join(traceback.format_exception(exc)).encode("utf-8", "replace")
+        self.status = "500 Internal Server Error"
+        self.headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ]
+        self.remaining = None
+        self.outcome.status = 500
+        try:
+            self.finish(body)
+        except ClientDisconnected:
+            self.outcome.disconnected = True
+
+
+def run_app(
+    app: WSGIApplication, environ: dict[str, Any], writer: ResponseWriter, *, debug: bool = False
+) -> Outcome:
+    """Run ``app`` for one request, sending the response to ``writer``; never raises for app errors.
+
+    ``debug=True`` puts the traceback in the 500 body; leave it off in production.
+    """
+    exchange = _Exchange(environ, writer, debug)
+    result: Iterable[bytes] | None = None
+    try:
+        result = app(environ, exchange.start_response)  # type: ignore[arg-type]
+        if type(result) is list or type(result) is tuple:
+            # The whole body is known: send all but the last chunk, then finish with the last,
+            # so a one-chunk response leaves as one write (head and body together).
+            for chunk in result[:-1]:
+                exchange.write(chunk)
+            exchange.finish(result[-1] if result else b"")
+        else:
+            for chunk in result:
+                exchange.write(chunk)
+            exchange.finish()
+    except ClientDisconnected as exc:
+        exchange.outcome.disconnected = True
+        _log().info("%s: client disconnected: %s", _request(environ), exc)
+    except Exception as exc:
+        exchange.fail(exc)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as exc:
+                _log().error(
+                    "%s: close() of the app's iterable raised", _request(environ), exc_info=exc
+                )
+    return exchange.outcome
+
+
+def _request(environ: dict[str, Any]) -> str:
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    query = environ.get("QUERY_STRING")
+    return f"{environ.get('REQUEST_METHOD', '?')} {path}{'?' + query if query else ''}"
+
+
+def _log() -> Any:
+    import logging
+
+    return logging.getLogger("wsgigate.error")

@@ -1,0 +1,29 @@
+"""Lambda Function URLs (payload format 2.0 on ``*.lambda-url.*.on.aws``).
+
+Same shape as HTTP APIs, but ``rawPath`` keeps the client's percent-encoding (so ``%2F`` stays
+in REQUEST_URI) and there is never a stage: SCRIPT_NAME is ``""`` unless ``base_path=`` says
+otherwise. The answer has the HTTP API shape (``cookies`` for Set-Cookie).
+"""
+
+from __future__ import annotations
+
+from wsgigate.aws_lambda.http_api import response, v2_environ
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from wsgigate.aws_lambda._handler import Options
+
+name = "function_url"
+__all__ = ["environ", "infer", "name", "response"]
+
+
+def infer(event: dict[str, Any]) -> bool:
+    return "rawPath" in event and ".lambda-url." in (
+        (event.get("requestContext") or {}).get("domainName") or ""
+    )
+
+
+def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], bytes]:
+    return v2_environ(event, options, path_encoded=True, stage="")

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 
 _READ_CHUNK = 65536
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def unicode_to_wsgi(text: str) -> str:
@@ -41,10 +42,12 @@ def unquote_to_wsgi(path: str) -> str:
     head, *rest = path.split("%")
     out = bytearray(head.encode("latin-1"))
     for piece in rest:
-        try:
-            out.append(int(piece[:2], 16))
+        pair = piece[:2]
+        # int(x, 16) alone would also take "4", "+1" or " 1": only two hex digits are an escape
+        if len(pair) == 2 and _HEX.issuperset(pair):
+            out.append(int(pair, 16))
             out += piece[2:].encode("latin-1")
-        except ValueError:
+        else:
             out += b"%" + piece.encode("latin-1")
     return out.decode("latin-1")
 

@@ -49,6 +49,11 @@ def validate_status(status: object) -> int:
         or not status.isprintable()
     ):
         raise ApplicationError(f"invalid status line {status!r}: expected e.g. '200 OK'")
+    if not status.isascii():
+        try:
+            status.encode("latin-1")  # the head is serialized as latin-1 by every gateway
+        except UnicodeEncodeError:
+            raise ApplicationError(f"status line {status!r} is not latin-1") from None
     return int(code)
 
 
@@ -74,7 +79,7 @@ def validate_headers(headers: object) -> int | None:
         if type(item) is not tuple or len(item) != 2:
             raise ApplicationError(f"header {item!r} is not a (name, value) tuple")
         name, value = item
-        lower = _valid_names.get(name) or _check_name(name)
+        lower = (_valid_names.get(name) if type(name) is str else None) or _check_name(name)
         if type(value) is not str:
             raise ApplicationError(
                 f"value of header {name!r} must be str, not {type(value).__name__}"

@@ -8,6 +8,7 @@ calls ``close()``, and turns failures into a 500 or a cut-off response plus one 
 
 from __future__ import annotations
 
+from wsgigate.core.environ import ErrorStream
 from wsgigate.core.response import validate_headers, validate_status
 from wsgigate.errors import ApplicationError, ClientDisconnected
 
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
 
         ``start`` is called at most once, right before the first ``write`` or ``finish``;
         ``finish`` carries the last chunk (often the whole body) so a gateway can send head and
-        body in one go. After an error once the head is out, neither ``write`` nor ``finish``
-        is called again: the gateway must cut the response off (see :attr:`Outcome.complete`).
+        body in one go. After an error once the head is out (an exception, or a body shorter
+        than the app's Content-Length), ``finish`` is never called: the gateway must cut the
+        response off (see :attr:`Outcome.complete`).
         """
 
         def start(self, status: str, headers: list[tuple[str, str]]) -> None: ...
@@ -145,12 +147,24 @@ class _Exchange:
         if self.status is None:
             raise ApplicationError("application returned without calling start_response()")
         data = self._bounded(data)
-        if self.remaining:
+        remaining = self.remaining  # -1 once an excess was truncated
+        if remaining and remaining > 0 and not self._bodiless():
+            # The client was promised more bytes than it got: leave the response unfinished so
+            # the gateway cuts it off, instead of keeping the client waiting for the rest.
             _log().error(
-                "%s: application sent %d bytes less than its Content-Length",
+                "%s: application sent %d bytes less than its Content-Length; response cut off",
                 _request(self.environ),
-                self.remaining,
+                remaining,
             )
+            if not self.head_sent:
+                self._head()
+            if data:
+                try:
+                    self.writer.write(data)
+                except Exception as exc:
+                    raise ClientDisconnected(str(exc)) from exc
+                self.outcome.sent += len(data)
+            return
         if not self.head_sent:
             self._head()
         try:
@@ -159,6 +173,11 @@ class _Exchange:
             raise ClientDisconnected(str(exc)) from exc
         self.outcome.sent += len(data)
         self.outcome.complete = True
+
+    def _bodiless(self) -> bool:
+        """A HEAD request or a 1xx/204/304 status: Content-Length describes a body never sent."""
+        status = self.outcome.status
+        return status < 200 or status in (204, 304) or self.environ.get("REQUEST_METHOD") == "HEAD"
 
     def fail(self, exc: BaseException) -> None:
         """The app raised: answer 500 if nothing was sent yet, else leave the response cut off."""
@@ -223,6 +242,9 @@ def run_app(
                 _log().error(
                     "%s: close() of the app's iterable raised", _request(environ), exc_info=exc
                 )
+        errors = environ.get("wsgi.errors")
+        if type(errors) is ErrorStream:
+            errors.flush()  # a last line without a newline is still logged
     return exchange.outcome
 
 

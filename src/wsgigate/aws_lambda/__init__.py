@@ -51,6 +51,7 @@ __all__ = [
     "Handler",
     "Options",
     "default_is_binary",
+    "is_asgi",
     "make_handler",
     "register",
 ]

@@ -49,14 +49,17 @@ def read_environ() -> dict[str, str]:
 def fix_iis_path_info(meta: MutableMapping[str, str]) -> None:
     """IIS puts the script's own path at the front of PATH_INFO; strip it.
 
-    IIS with a script mapping sends ``SCRIPT_NAME=/app.py`` and ``PATH_INFO=/app.py/rest``.
+    IIS with a script mapping sends ``SCRIPT_NAME=/app.py`` and ``PATH_INFO=/app.py/rest``
+    (unless ``AllowPathInfoForScriptMappings`` is on, then ``PATH_INFO=/rest``). IIS matches
+    paths case-insensitively, and ``/app.pyx`` is not the script ``/app.py``.
     """
     if not meta.get("SERVER_SOFTWARE", "").startswith("Microsoft-IIS"):
         return
     script = meta.get("SCRIPT_NAME", "")
     path = meta.get("PATH_INFO", "")
-    if script and path.startswith(script):
-        meta["PATH_INFO"] = path[len(script) :]
+    n = len(script)
+    if script and path[:n].lower() == script.lower() and path[n : n + 1] in ("", "/"):
+        meta["PATH_INFO"] = path[n:]
 
 
 def fix_rewritten_script_name(meta: MutableMapping[str, str]) -> None:
@@ -72,8 +75,12 @@ def fix_rewritten_script_name(meta: MutableMapping[str, str]) -> None:
     script = meta.get("SCRIPT_NAME", "")
     if not uri or not script:
         return
-    requested = unquote_to_wsgi(uri.partition("?")[0])
-    if requested == script or requested.startswith(script + "/"):
+    requested = _request_path(uri)
+    if requested is None:
+        return
+    # Apache merges slashes and dot segments before finding the script, REQUEST_URI keeps them.
+    normal = _normalize_path(requested)
+    if normal == script or normal.startswith(script + "/"):
         return
     path_info = meta.get("PATH_INFO", "")
     if path_info and requested.endswith(path_info):
@@ -81,6 +88,37 @@ def fix_rewritten_script_name(meta: MutableMapping[str, str]) -> None:
     else:
         meta["SCRIPT_NAME"] = ""
         meta["PATH_INFO"] = requested
+
+
+def _request_path(uri: str) -> str | None:
+    """The decoded path of REQUEST_URI; ``None`` for ``*`` (``OPTIONS *``) and garbage.
+
+    Apache reports an absolute-form request target (``GET http://host/path``, RFC 9112
+    section 3.2.2) as it came: ``REQUEST_URI=http://host/path``.
+    """
+    path = uri.partition("?")[0]
+    if not path.startswith("/"):
+        _, sep, rest = path.partition("://")
+        if not sep:
+            return None
+        slash = rest.find("/")
+        path = rest[slash:] if slash >= 0 else "/"
+    return unquote_to_wsgi(path)
+
+
+def _normalize_path(path: str) -> str:
+    """Merge repeated slashes and resolve ``.`` and ``..`` segments (RFC 3986 section 5.2.4)."""
+    if "//" not in path and "/." not in path:
+        return path
+    out: list[str] = []
+    for segment in path.split("/")[1:]:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment and segment != ".":
+            out.append(segment)
+    tail = "/" if path.endswith(("/", "/.", "/..")) and out else ""
+    return "/" + "/".join(out) + tail
 
 
 FRONT_END_FIXES = (fix_iis_path_info, fix_rewritten_script_name)
@@ -146,8 +184,14 @@ def run(
         length = content_length(meta)
     except ProtocolError as exc:
         return _bad_request(out, str(exc))
-    # RFC 3875 section 4.2: without CONTENT_LENGTH there is no body to read.
-    body = InputStream(stdin if stdin is not None else sys.stdin.buffer, length or 0)
+    raw = stdin if stdin is not None else sys.stdin.buffer
+    if length is None and meta.get("HTTP_TRANSFER_ENCODING"):
+        # Apache hands a chunked request body to the script de-chunked, without CONTENT_LENGTH:
+        # it ends where stdin ends.
+        body = InputStream(raw, None)
+    else:
+        # RFC 3875 section 4.2: without CONTENT_LENGTH there is no body to read.
+        body = InputStream(raw, length or 0)
     env = build_environ(
         meta,
         stdin=body,

@@ -1,0 +1,377 @@
+"""wsgigate.cgi behind real lighttpd (mod_cgi) and real Apache httpd (mod_cgid).
+
+Each server is started once for this module from its config in deploy/, on a free loopback
+port. The scripts run the app wrapped in ``wsgiref.validate.validator`` with its warnings turned
+into errors, so a PEP 3333 breach on either side becomes a 500 and fails the test. The app
+(tests/integration/cgi_probe.py) answers with the environ it saw unless ``X-Probe`` says
+otherwise.
+
+Started as root, Apache (always) and lighttpd (as configured) run the scripts as www-data: the
+site, a copy of wsgigate and the interpreter must be readable by that user, and the bytecode is
+compiled beforehand (servers.python_for, servers.precompile).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from tests.integration import servers
+from tests.integration.cgi_probe import BINARY
+from tests.support import DEPLOY, EXAMPLES, ROOT
+
+pytestmark = pytest.mark.integration
+
+HERE = Path(__file__).resolve().parent
+
+PROBE_SCRIPT = """\
+#!{python}
+import sys
+sys.path.insert(0, {lib!r})
+import warnings
+from wsgiref.validate import WSGIWarning, validator
+warnings.simplefilter("error", WSGIWarning)
+from cgi_probe import app
+from wsgigate.cgi import run
+run(validator(app), debug={debug})
+"""
+
+
+class Site:
+    """The document root the servers share, and what lives beside it (see build_site)."""
+
+    def __init__(self, root: Path, python: str) -> None:
+        self.root = root
+        self.www = root / "www"
+        self.lib = root / "lib"
+        self.python = python
+
+
+def render_example_script(python: str, app_dir: Path) -> str:
+    """examples/cgi-bin/app.cgi as a user would install it: own #! line and APP_DIR."""
+    lines = (EXAMPLES / "cgi-bin" / "app.cgi").read_text().splitlines(keepends=True)
+    assert lines[0].startswith("#!"), lines[0]
+    lines[0] = f"#!{python}\n"
+    app_dir_lines = [i for i, line in enumerate(lines) if line.startswith("APP_DIR = ")]
+    assert len(app_dir_lines) == 1, "examples/cgi-bin/app.cgi must set APP_DIR once"
+    lines[app_dir_lines[0]] = f"APP_DIR = {str(app_dir)!r}\n"
+    return "".join(lines)
+
+
+def build_site() -> Site:
+    user = servers.server_user()
+    python = servers.python_for(user)
+    site = Site(servers.public_dir("wsgigate-cgi-site-"), python)
+    # What the scripts import: a copy of wsgigate (so the repo need not be readable by the
+    # server's user), the probe app and the example app.
+    shutil.copytree(
+        ROOT / "src" / "wsgigate", site.lib / "wsgigate", ignore=shutil.ignore_patterns("*.pyc")
+    )
+    shutil.copy(HERE / "cgi_probe.py", site.lib)
+    shutil.copy(EXAMPLES / "hello.py", site.lib)
+    probe = PROBE_SCRIPT.format(python=python, lib=str(site.lib), debug=False)
+    scripts = {
+        "cgi-bin/app.cgi": probe,
+        "cgi-bin/debug.cgi": PROBE_SCRIPT.format(python=python, lib=str(site.lib), debug=True),
+        "cgi-bin/hello.cgi": render_example_script(python, site.lib),
+        "site/app.cgi": probe,
+    }
+    for name, text in scripts.items():
+        path = site.www / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o755)
+    shutil.copy(DEPLOY / "apache" / "shared-hosting" / ".htaccess", site.www / "site")
+    servers.precompile(site.lib)
+    servers.make_public(site.root)
+    return site
+
+
+class Target:
+    """A running server plus where its rewrite rule mounts the app."""
+
+    def __init__(self, server: servers.Server, mount: str) -> None:
+        self.server = server
+        self.mount = mount  # SCRIPT_NAME the app should see behind the rewrite rule
+        self.name = server.name
+
+    def get(self, target: str, **headers: str) -> servers.Response:
+        return self.server.request("GET", target, headers=headers)
+
+    def environ(
+        self, method: str, target: str, body: bytes | None = None, **headers: str
+    ) -> dict[str, Any]:
+        """The environ (and body summary) the probe app saw for this request."""
+        response = self.server.request(method, target, body=body, headers=headers)
+        assert response.status == 200, (response, self.server.log_tail())
+        assert response.header("Content-Type") == "application/json", response
+        seen: dict[str, Any] = json.loads(response.body)
+        return seen
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
+    built = build_site()
+    try:
+        yield built
+    finally:
+        shutil.rmtree(built.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=["lighttpd", "apache"])
+def target(request: pytest.FixtureRequest, site: Site) -> Iterator[Target]:
+    env = {"WSGIGATE_DOCROOT": str(site.www), "WSGIGATE_SCRIPT": "/cgi-bin/app.cgi"}
+    if request.param == "lighttpd":
+        with servers.lighttpd(DEPLOY / "lighttpd" / "cgi.conf", env=env) as server:
+            yield Target(server, mount="")
+    else:
+        with servers.apache(DEPLOY / "apache" / "cgi.conf", env=env) as server:
+            yield Target(server, mount="/site")
+
+
+def wsgi_to_text(value: str) -> str:
+    """What the app does with a PEP 3333 native string the client sent as UTF-8."""
+    return value.encode("latin-1").decode("utf-8")
+
+
+# --- SCRIPT_NAME and PATH_INFO ---------------------------------------------------------------
+
+
+def test_script_name_and_path_info(target: Target) -> None:
+    seen = target.environ("GET", "/cgi-bin/app.cgi/some/path")
+    env = seen["environ"]
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/cgi-bin/app.cgi", "/some/path")
+    assert env["REQUEST_METHOD"] == "GET"
+    assert env["GATEWAY_INTERFACE"] == "CGI/1.1"
+    assert env["SERVER_PORT"] == str(target.server.port)
+    assert env["wsgi.url_scheme"] == "http"
+    assert (env["wsgi.multithread"], env["wsgi.multiprocess"], env["wsgi.run_once"]) == (
+        False,
+        True,
+        True,
+    )
+
+
+def test_script_without_path_info(target: Target) -> None:
+    env = target.environ("GET", "/cgi-bin/app.cgi")["environ"]
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/cgi-bin/app.cgi", "")
+
+
+@pytest.mark.parametrize(
+    ("path", "path_info"),
+    [("/some/path", "/some/path"), ("/", "/"), ("/caf%C3%A9/x", "/caf\xc3\xa9/x")],
+)
+def test_rewrite_rule_hides_the_script_name(target: Target, path: str, path_info: str) -> None:
+    """lighttpd url.rewrite-once / Apache .htaccess RewriteRule: the app is mounted, no app.cgi."""
+    env = target.environ("GET", target.mount + path + "?x=1&x=2")["environ"]
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == (target.mount, path_info)
+    assert env["QUERY_STRING"] == "x=1&x=2"
+
+
+def test_repeated_slashes_are_not_mistaken_for_a_rewrite(target: Target) -> None:
+    env = target.environ("GET", "/cgi-bin//app.cgi/a")["environ"]
+    assert env["SCRIPT_NAME"] == "/cgi-bin/app.cgi"
+    assert env["PATH_INFO"].endswith("/a")
+
+
+def test_absolute_form_request_target(target: Target) -> None:
+    """``GET http://host/path``: Apache passes REQUEST_URI with scheme and authority."""
+    host = f"127.0.0.1:{target.server.port}"
+    reply = target.server.raw(
+        f"GET http://{host}/cgi-bin/app.cgi/abs?q=1 HTTP/1.1\r\n"
+        f"Host: {host}\r\nConnection: close\r\n\r\n".encode()
+    )
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), reply[:500]
+    if b"chunked" in head.lower():
+        body = dechunk(body)
+    env = json.loads(body)["environ"]
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/cgi-bin/app.cgi", "/abs")
+    assert env["QUERY_STRING"] == "q=1"
+
+
+def dechunk(data: bytes) -> bytes:
+    out = b""
+    while True:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return out
+        out, data = out + data[:size], data[size + 2 :]
+
+
+# --- non-ASCII paths and query strings ------------------------------------------------------
+
+
+def test_percent_encoded_utf8_path(target: Target) -> None:
+    env = target.environ("GET", "/cgi-bin/app.cgi/caf%C3%A9/%E2%9C%93%20x")["environ"]
+    assert wsgi_to_text(env["PATH_INFO"]) == "/café/✓ x"
+    assert env["PATH_INFO"] == "/caf\xc3\xa9/\xe2\x9c\x93 x"  # bytes as latin-1, PEP 3333
+
+
+def test_raw_utf8_bytes_in_the_request_line(target: Target) -> None:
+    host = f"127.0.0.1:{target.server.port}"
+    reply = target.server.raw(
+        b"GET /cgi-bin/app.cgi/\xc3\xa9t\xc3\xa9 HTTP/1.1\r\nHost: "
+        + host.encode()
+        + b"\r\nConnection: close\r\n\r\n"
+    )
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), reply[:500]
+    if b"chunked" in head.lower():
+        body = dechunk(body)
+    assert wsgi_to_text(json.loads(body)["environ"]["PATH_INFO"]) == "/été"
+
+
+def test_query_string_with_empty_and_repeated_keys(target: Target) -> None:
+    query = "a=1&a=2&b=&c&%C3%A9=%E2%9C%93&sp=x+y%20z"
+    env = target.environ("GET", "/cgi-bin/app.cgi/q?" + query)["environ"]
+    assert env["QUERY_STRING"] == query
+    parsed = parse_qs(env["QUERY_STRING"], keep_blank_values=True)
+    assert parsed == {"a": ["1", "2"], "b": [""], "c": [""], "é": ["✓"], "sp": ["x y z"]}
+
+
+# --- request bodies -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 11, 1 << 20])
+def test_post_body_echo(target: Target, size: int) -> None:
+    body = (b"0123456789abcdef" * ((size >> 4) + 1))[:size]
+    response = target.server.request(
+        "POST",
+        "/cgi-bin/app.cgi/echo",
+        body=body,
+        headers={"X-Probe": "hello", "Content-Type": "application/x-test"},
+    )
+    assert response.status == 200, (response, target.server.log_tail())
+    assert response.body == body
+    assert response.header("Content-Type") == "application/x-test"
+
+
+@pytest.mark.parametrize("size", [0, 5, 300_001])
+def test_body_read_exactly_content_length(target: Target, size: int) -> None:
+    body = bytes(i % 251 for i in range(size))
+    seen = target.environ("POST", "/cgi-bin/app.cgi/upload", body=body)
+    assert seen["environ"].get("CONTENT_LENGTH", "0") == str(size)
+    assert seen["body"]["length"] == size
+    assert seen["body"]["sha256"] == hashlib.sha256(body).hexdigest()
+    assert seen["body"]["after"] == 0
+
+
+def test_chunked_request_body(target: Target) -> None:
+    """No Content-Length: lighttpd buffers and sets CONTENT_LENGTH, Apache streams to EOF."""
+    parts = [b"first,", b"second," * 1000, b"third"]
+    response = target.server.request(
+        "POST",
+        "/cgi-bin/app.cgi/chunked",
+        body=iter(parts),  # type: ignore[arg-type]  # http.client sends it chunked
+    )
+    assert response.status == 200, (response, target.server.log_tail())
+    seen = json.loads(response.body)
+    whole = b"".join(parts)
+    assert seen["body"]["length"] == len(whole)
+    assert seen["body"]["sha256"] == hashlib.sha256(whole).hexdigest()
+
+
+# --- headers in and out ---------------------------------------------------------------------
+
+
+def test_proxy_header_never_reaches_the_app(target: Target) -> None:
+    """httpoxy: a client's ``Proxy:`` header must not become HTTP_PROXY."""
+    env = target.environ("GET", "/cgi-bin/app.cgi/x", Proxy="http://evil.example:3128")["environ"]
+    assert "HTTP_PROXY" not in env
+    assert env["SCRIPT_NAME"] == "/cgi-bin/app.cgi"
+
+
+def test_redirect_reaches_the_client(target: Target) -> None:
+    """A 302 with a local Location is the client's, not an RFC 3875 local (internal) redirect."""
+    response = target.get("/cgi-bin/app.cgi/go", **{"X-Probe": "redirect"})
+    assert response.status == 302, (response, target.server.log_tail())
+    assert response.header("Location") == "/elsewhere"
+    assert response.body == b"see /elsewhere\n"
+
+
+def test_several_set_cookie_headers_survive(target: Target) -> None:
+    response = target.get("/cgi-bin/app.cgi/c", **{"X-Probe": "cookies"})
+    assert response.status == 200, response
+    assert response.header_all("Set-Cookie") == [
+        "a=1; Path=/",
+        "b=2; Path=/; HttpOnly",
+        "c=3; Path=/; Max-Age=60",
+    ]
+
+
+def test_streaming_response_arrives_whole(target: Target) -> None:
+    response = target.get("/cgi-bin/app.cgi/s", **{"X-Probe": "stream"})
+    assert response.status == 200, response
+    assert response.body == b"".join(f"chunk {i:03d}\n".encode() for i in range(200))
+
+
+def test_head(target: Target) -> None:
+    response = target.server.request(
+        "HEAD", "/cgi-bin/app.cgi/caf%C3%A9", headers={"X-Probe": "hello"}
+    )
+    assert response.status == 200, (response, target.server.log_tail())
+    assert response.body == b""
+    assert response.header("Content-Type") == "text/plain; charset=utf-8"
+    # lighttpd passes the app's Content-Length on; Apache drops it from HEAD responses.
+    assert response.header("Content-Length") in (None, str(len("Hello, café!\n".encode())))
+
+
+def test_binary_body_intact(target: Target) -> None:
+    response = target.get("/cgi-bin/app.cgi/b", **{"X-Probe": "binary"})
+    assert response.status == 200, response
+    assert len(response.body) == len(BINARY)
+    assert response.body == BINARY
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def test_app_exception_is_a_500_without_traceback(target: Target) -> None:
+    mark = target.server.log_mark()
+    response = target.get("/cgi-bin/app.cgi/x", **{"X-Probe": "boom"})
+    assert response.status == 500, response
+    assert response.body == b"Internal Server Error\n"
+    log = target.server.wait_for_log("RuntimeError: probe boom", since=mark)
+    assert "Traceback (most recent call last)" in log
+
+
+def test_debug_mode_shows_the_traceback(target: Target) -> None:
+    response = target.get("/cgi-bin/debug.cgi/x", **{"X-Probe": "boom"})
+    assert response.status == 500, response
+    assert b"Traceback (most recent call last)" in response.body
+    assert b"RuntimeError: probe boom" in response.body
+
+
+def test_validator_is_in_the_path(target: Target) -> None:
+    """A PEP 3333 breach wsgigate itself lets through still fails: the validator runs."""
+    mark = target.server.log_mark()
+    response = target.get("/cgi-bin/app.cgi/x", **{"X-Probe": "breach"})
+    assert response.status == 500, response
+    target.server.wait_for_log("No Content-Type header found", since=mark)
+
+
+# --- the example script as users install it --------------------------------------------------
+
+
+def test_example_script_greets(target: Target) -> None:
+    response = target.get("/cgi-bin/hello.cgi/caf%C3%A9")
+    assert response.status == 200, (response, target.server.log_tail())
+    assert response.body.decode() == "Hello, café!\n"
+
+
+def test_example_script_echo_and_cookies(target: Target) -> None:
+    response = target.server.request("POST", "/cgi-bin/hello.cgi/echo", body=b"ping")
+    assert (response.status, response.body) == (200, b"ping")
+    response = target.get("/cgi-bin/hello.cgi/cookies")
+    assert response.header_all("Set-Cookie") == ["a=1; Path=/", "b=2; Path=/"]
+    response = target.get("/cgi-bin/hello.cgi/stream")
+    assert response.body == b"".join(f"line {i}\n".encode() for i in range(5))

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 PROBES: dict[str, str] = {
     "cgi": "wsgigate.check:probe_cgi",
     "http (dev server)": "wsgigate.check:probe_http",
+    "asgi": "wsgigate.asgi.probe:probe",
 }
 
 

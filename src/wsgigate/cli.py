@@ -126,6 +126,41 @@ def args_check(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="request body")
 
 
+def args_asgi(parser: argparse.ArgumentParser) -> None:
+    _app_argument(parser)
+    parser.add_argument(
+        "--server", default="uvicorn", choices=["uvicorn", "hypercorn"], help="(default: uvicorn)"
+    )
+    parser.add_argument(
+        "--bind", default="127.0.0.1:8000", help="HOST:PORT, [::1]:PORT or unix:/path"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=16, help="worker threads running the app (default: 16)"
+    )
+    parser.add_argument(
+        "--root-path", default="", help="mount point, given to the app as SCRIPT_NAME"
+    )
+    _debug_option(parser)
+    _logging_option(parser)
+
+
+def cmd_asgi(args: argparse.Namespace) -> int:
+    from wsgigate.asgi.serve import serve
+
+    app = _load(args.app)
+    _setup_logging(args.log_level)
+    serve(
+        app,
+        server=args.server,
+        bind=args.bind,
+        threads=args.threads,
+        root_path=args.root_path,
+        debug=args.debug,
+        log_level=args.log_level,
+    )
+    return 0
+
+
 # name -> (help, add_arguments, run). Gateways add their commands here.
 COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -137,6 +172,7 @@ COMMANDS: dict[
     ),
     "cgi": ("answer one CGI request (RFC 3875) from the environment and stdin", args_cgi, cmd_cgi),
     "check": ("run the app through every gateway and print a table", args_check, cmd_check),
+    "asgi": ("serve the app from an ASGI server (uvicorn, hypercorn)", args_asgi, cmd_asgi),
 }
 
 

@@ -39,7 +39,7 @@ def _parse_target(target: str, spec: str) -> tuple[str, tuple[Any, ...], dict[st
 
     try:
         tree = ast.parse(target, mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         raise AppLoadError(f"{spec!r}: cannot parse {target!r} as a factory call") from None
     if not isinstance(tree, ast.Call):
         raise AppLoadError(f"{spec!r}: {target!r} is not a name or a factory call")
@@ -54,7 +54,8 @@ def _parse_target(target: str, spec: str) -> tuple[str, tuple[Any, ...], dict[st
     try:
         args = tuple(ast.literal_eval(arg) for arg in tree.args)
         kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in tree.keywords if kw.arg}
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        # TypeError: a literal that cannot be built, such as {[1]: 2}
         raise AppLoadError(
             f"{spec!r}: factory arguments must be literals (strings, numbers, lists, ...)"
         ) from None
@@ -77,6 +78,11 @@ def _import(module_name: str, spec: str) -> Any:
             f"{spec!r}: module {module_name!r} was found, but importing it failed: "
             f"no module named {missing!r}"
         ) from None
+    except ImportError as exc:  # "cannot import name X from Y": also something missing
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise AppLoadError(
+            f"{spec!r}: module {module_name!r} was found, but importing it failed: {reason}"
+        ) from None
 
 
 def _import_file(path: str, spec: str) -> Any:
@@ -86,17 +92,28 @@ def _import_file(path: str, spec: str) -> Any:
     module_name = filename[:-3]
     if not module_name.isidentifier():
         raise AppLoadError(f"{spec!r}: {filename!r} is not importable as a module name")
-    if folder not in sys.path:
+    if not sys.path or sys.path[0] != folder:
+        # first, as `python file.py` does: a same-named module elsewhere must not win
         sys.path.insert(0, folder)
+    wanted = os.path.join(folder, filename)
     existing = sys.modules.get(module_name)
-    if existing is not None and os.path.abspath(getattr(existing, "__file__", "") or "") != (
-        os.path.join(folder, filename)
-    ):
+    if existing is not None and _file_of(existing) != wanted:
         raise AppLoadError(
             f"{spec!r}: a different module named {module_name!r} is already imported "
-            f"({existing.__file__}); rename the file"
+            f"({_file_of(existing) or 'built in'}); rename the file"
         )
-    return _import(module_name, spec)
+    module = _import(module_name, spec)
+    if _file_of(module) != wanted:
+        raise AppLoadError(
+            f"{spec!r}: importing {module_name!r} gave {_file_of(module) or 'a built-in module'}"
+            ", not this file; rename the file"
+        )
+    return module
+
+
+def _file_of(module: Any) -> str:
+    path = getattr(module, "__file__", None)
+    return os.path.abspath(path) if path else ""
 
 
 def load_app(spec: str) -> WSGIApplication:

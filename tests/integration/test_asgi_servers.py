@@ -1,0 +1,394 @@
+"""WSGIApp under real ASGI servers on loopback: uvicorn, hypercorn, granian.
+
+uvicorn and hypercorn are started through ``wsgigate asgi`` (the command users run); granian
+through its own command line, with a module that wraps the app in ``WSGIApp``. The app is
+generated into a temporary directory: it reports its environ, counts uploads, generates
+downloads, and records when a streamed response's iterable is closed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import free_port, require_binary, running
+
+pytestmark = pytest.mark.integration
+
+APP = r"""
+import json, os, time, zlib
+
+MARKS = os.environ["ASGI_TEST_MARKS"]
+BLOCK = bytes(range(256)) * 256  # 64 KiB
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/upload":
+        stream, total, crc = environ["wsgi.input"], 0, 0
+        while block := stream.read(65536):
+            total += len(block)
+            crc = zlib.crc32(block, crc)
+        body = json.dumps({"bytes": total, "crc": crc}).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+    if path == "/download":
+        size = int(environ["QUERY_STRING"])
+        start_response("200 OK", [("Content-Length", str(size))])
+        return download(size)
+    if path == "/forever":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Forever(environ["QUERY_STRING"])
+    keys = [k for k in environ if k.isupper()] + ["wsgi.url_scheme", "wsgi.input_terminated"]
+    body = json.dumps({k: environ[k] for k in keys}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def download(size):
+    while size:
+        block = BLOCK[:size]
+        size -= len(block)
+        yield block
+
+
+class Forever:
+    def __init__(self, name):
+        self.mark = os.path.join(MARKS, name)
+        open(self.mark + ".started", "w").close()
+
+    def __iter__(self):
+        while True:
+            yield b"tick\n"
+            time.sleep(0.02)
+
+    def close(self):
+        with open(self.mark + ".closed", "w") as f:
+            f.write(repr(time.monotonic()))
+"""
+
+GRANIAN_TARGET = """
+from wsgigate.asgi import WSGIApp
+from asgi_target import app as wsgi
+app = WSGIApp(wsgi)
+"""
+
+SERVERS = ["uvicorn", "hypercorn", "granian"]
+GIB = 1 << 30
+RSS_LIMIT = 32 << 20
+
+
+class Server:
+    def __init__(self, name: str, port: int, process: subprocess.Popen[bytes], marks: Path):
+        self.name = name
+        self.port = port
+        self.process = process
+        self.marks = marks
+
+    def connect(self, timeout: float = 30) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def get(self, target: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        conn = self.connect()
+        try:
+            conn.request("GET", target, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def environ(self, target: str, headers: list[tuple[str, str]] = ()) -> dict[str, str]:  # type: ignore[assignment]
+        """The environ the app saw; headers sent raw, so repeats stay repeats."""
+        conn = self.connect()
+        try:
+            conn.putrequest("GET", target, skip_accept_encoding=True)
+            for name, value in headers:
+                conn.putheader(name, value)
+            conn.endheaders()
+            response = conn.getresponse()
+            assert response.status == 200
+            data: dict[str, str] = json.loads(response.read())
+            return data
+        finally:
+            conn.close()
+
+    def memory(self) -> tuple[int, int]:
+        """(VmRSS, VmHWM) in bytes, summed over the server's processes (granian forks)."""
+        rss = hwm = 0
+        for pid in _session(self.process.pid):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    rss += int(line.split()[1]) * 1024
+                elif line.startswith("VmHWM:"):
+                    hwm += int(line.split()[1]) * 1024
+        return rss, hwm
+
+
+def _session(sid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rpartition(")")[2].split()
+            if int(fields[3]) == sid:  # session id (the server started its own session)
+                pids.append(int(entry))
+    return pids
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    name: str = request.param
+    if name == "granian":
+        binary = require_binary("granian")
+    else:
+        pytest.importorskip(name)
+    work = tmp_path_factory.mktemp(f"asgi-{name}")
+    marks = work / "marks"
+    marks.mkdir()
+    (work / "asgi_target.py").write_text(APP)
+    (work / "granian_target.py").write_text(GRANIAN_TARGET)
+    port = free_port()
+    if name == "granian":
+        argv = [binary, "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port)]
+        argv += ["--workers", "1", "--log-level", "warning", "granian_target:app"]
+    else:
+        argv = [sys.executable, "-m", "wsgigate", "asgi", "asgi_target:app", "--server", name]
+        argv += ["--bind", f"127.0.0.1:{port}", "--root-path", "/mnt", "--log-level", "warning"]
+    env = {"ASGI_TEST_MARKS": str(marks), "PYTHONPATH": str(work)}
+    with running(argv, port=port, env=env, cwd=work, log=work / "server.log") as process:
+        yield Server(name, port, process, marks)
+
+
+# ---- tricky requests -----------------------------------------------------------------------
+
+
+def test_percent_encoded_and_non_ascii_path(server: Server) -> None:
+    # --root-path /mnt: uvicorn adds it to what a path-stripping proxy sent, hypercorn expects
+    # the client's path to carry it; the app sees the same SCRIPT_NAME and PATH_INFO either way.
+    sent_prefix = "/mnt" if server.name == "hypercorn" else ""
+    env = server.environ(f"{sent_prefix}/a%2Fb/caf%C3%A9/%FF%20x?q=%C3%A9&q=2&e=")
+    assert env["SCRIPT_NAME"] == ("" if server.name == "granian" else "/mnt")
+    # bytes as sent, latin-1 decoded (PEP 3333): %2F decoded, %FF kept as the byte 0xFF
+    assert env["PATH_INFO"] == "/a/b/caf\xc3\xa9/\xff x"
+    assert env["PATH_INFO"].encode("latin-1") == b"/a/b/caf\xc3\xa9/\xff x"
+    assert env["QUERY_STRING"] == "q=%C3%A9&q=2&e="
+    assert env["REQUEST_METHOD"] == "GET"
+    assert env["SERVER_PORT"] == str(server.port)
+    assert env["REMOTE_ADDR"] == "127.0.0.1"
+    assert env["wsgi.url_scheme"] == "http"
+
+
+def test_repeated_headers_and_cookies(server: Server) -> None:
+    env = server.environ(
+        "/env",
+        [
+            ("X-Multi", "one"),
+            ("X-Multi", "two"),
+            ("Cookie", "a=1"),
+            ("Cookie", "b=2"),
+            ("X-Latin", "caf\xe9"),
+            ("Content-Type", "text/x-test"),
+        ],
+    )
+    assert env["HTTP_X_MULTI"] == "one, two"
+    assert env["HTTP_COOKIE"] == "a=1; b=2"
+    assert env["HTTP_X_LATIN"] == "caf\xe9"
+    assert env["CONTENT_TYPE"] == "text/x-test"
+    assert "HTTP_CONTENT_TYPE" not in env
+
+
+def test_chunked_upload_is_read_to_its_end(server: Server) -> None:
+    conn = server.connect()
+    try:
+        parts = [b"x" * 1000, b"y" * 70000, b"z"]
+        conn.request("POST", "/upload", body=iter(parts), encode_chunked=True)
+        response = conn.getresponse()
+        result = json.loads(response.read())
+    finally:
+        conn.close()
+    data = b"".join(parts)
+    assert result == {"bytes": len(data), "crc": zlib.crc32(data)}
+
+
+# ---- 1 GiB each way with flat memory -------------------------------------------------------
+
+
+class Sampler:
+    """Polls the server's RSS while a transfer runs; ``peak`` is the highest seen."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.peak = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            self.peak = max(self.peak, self.server.memory()[0])
+
+    def __enter__(self) -> Sampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def growth(server: Server, transfer: object) -> int:
+    """Bytes the server's memory grew by while ``transfer()`` ran (sampled RSS and VmHWM)."""
+    before_rss, before_hwm = server.memory()
+    assert before_rss > 0, "no /proc/PID/status for the server"
+    with Sampler(server) as sampler:
+        transfer()  # type: ignore[operator]
+    after_rss, after_hwm = server.memory()
+    peak = max(sampler.peak, after_rss, after_hwm if after_hwm > before_hwm else 0)
+    print(f"{server.name}: RSS {before_rss >> 20} MiB before, peak {peak >> 20} MiB")
+    return peak - before_rss
+
+
+def test_upload_1gib_streams_with_flat_memory(server: Server) -> None:
+    block = os.urandom(1 << 20)
+    expected_crc = 0
+    for _ in range(GIB // len(block)):
+        expected_crc = zlib.crc32(block, expected_crc)
+    upload(server, block, 8)  # warm-up: buffers and code paths allocated before measuring
+    result: dict[str, int] = {}
+
+    def transfer() -> None:
+        result.update(upload(server, block, GIB // len(block)))
+
+    start = time.monotonic()
+    grew = growth(server, transfer)
+    elapsed = time.monotonic() - start
+    assert result == {"bytes": GIB, "crc": expected_crc}
+    assert grew < RSS_LIMIT, f"{server.name} grew by {grew >> 20} MiB for a 1 GiB upload"
+    assert elapsed < 60
+
+
+def upload(server: Server, block: bytes, count: int) -> dict[str, int]:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        head = (
+            f"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(block) * count}"
+            "\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        for _ in range(count):
+            sock.sendall(block)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    head_bytes, _, body = response.partition(b"\r\n\r\n")
+    assert head_bytes.startswith(b"HTTP/1.1 200"), head_bytes
+    if b"transfer-encoding: chunked" in head_bytes.lower():
+        body = dechunk(body)
+    data: dict[str, int] = json.loads(body)
+    return data
+
+
+def dechunk(data: bytes) -> bytes:
+    out = bytearray()
+    while True:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if not size:
+            return bytes(out)
+        out += data[:size]
+        data = data[size + 2 :]
+
+
+def test_download_1gib_streams_with_flat_memory(server: Server) -> None:
+    download(server, 8 << 20)
+    received: list[int] = []
+
+    def transfer() -> None:
+        received.append(download(server, GIB))
+
+    start = time.monotonic()
+    grew = growth(server, transfer)
+    elapsed = time.monotonic() - start
+    assert received == [GIB]
+    assert grew < RSS_LIMIT, f"{server.name} grew by {grew >> 20} MiB for a 1 GiB download"
+    assert elapsed < 60
+
+
+def download(server: Server, size: int) -> int:
+    pattern = bytes(range(256)) * 256
+    conn = server.connect(timeout=60)
+    try:
+        conn.request("GET", f"/download?{size}")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Length") == str(size)
+        total = 0
+        while chunk := response.read(1 << 20):  # 1 MiB = 16 patterns: every read is aligned
+            if chunk[:65536] != pattern or chunk[-65536:] != pattern:
+                raise AssertionError(f"wrong bytes at offset {total}")
+            total += len(chunk)
+        return total
+    finally:
+        conn.close()
+
+
+# ---- disconnects and concurrency -----------------------------------------------------------
+
+
+def test_client_disconnect_closes_the_iterator_within_a_second(server: Server) -> None:
+    name = f"cut-{time.monotonic_ns()}"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"GET /forever?{name} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        seen = b""
+        while seen.count(b"tick") < 5:
+            seen += sock.recv(4096)
+        assert seen.startswith(b"HTTP/1.1 200")
+    gone = time.monotonic()
+    closed = server.marks / f"{name}.closed"
+    while not closed.exists() and time.monotonic() - gone < 3:
+        time.sleep(0.01)
+    assert closed.exists(), f"{server.name}: iterator not closed 3 s after the disconnect"
+    assert time.monotonic() - gone < 1.0 + 0.05  # polling granularity
+
+
+def test_200_concurrent_requests(server: Server) -> None:
+    def one(number: int) -> tuple[int, str]:
+        conn = server.connect(timeout=30)
+        try:
+            if number % 2:
+                body = os.urandom(number * 10)
+                conn.request("POST", "/upload", body=body)
+                result = json.loads(conn.getresponse().read())
+                ok = result == {"bytes": len(body), "crc": zlib.crc32(body)}
+                return (200 if ok else 0), ""
+            conn.request("GET", f"/env/{number}?n={number}")
+            response = conn.getresponse()
+            env = json.loads(response.read())
+            return response.status, env["QUERY_STRING"]
+        finally:
+            conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(200) as pool:
+        results = list(pool.map(one, range(200)))
+    assert [status for status, _ in results] == [200] * 200
+    assert [q for _, q in results[::2]] == [f"n={n}" for n in range(0, 200, 2)]

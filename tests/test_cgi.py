@@ -32,6 +32,7 @@ from wsgigate import cgi
 # --- captured from Apache 2.4.71 mod_cgid (deploy/apache/cgi.conf) ---------------------------
 # the same first request; GET /site/some/caf%C3%A9?x=1&x=2 and GET /site/ through
 # deploy/apache/shared-hosting/.htaccess; the chunked POST; GET /cgi-bin//app.cgi/a
+# (Apache's REDIRECT_* copies of the process's own PATH and REMOTE_PORT are dropped too.)
 
 LIGHTTPD_SCRIPT = {
     "CONTENT_LENGTH": "0",
@@ -253,6 +254,80 @@ APACHE_SLASHES = {
     "SERVER_SOFTWARE": "Apache/2.4.71 (Debian)",
 }
 
+# RFC 3875 local redirect: GET /cgi-bin/redir.cgi/start?orig=1, whose script answered only
+# "Location: /cgi-bin/app.cgi/landed?from=local"; this is what app.cgi then received
+# (lighttpd with cgi.local-redir enabled, Apache mod_cgid).
+LIGHTTPD_LOCAL_REDIRECT = {
+    "CONTENT_LENGTH": "0",
+    "DOCUMENT_ROOT": "/srv/www",
+    "GATEWAY_INTERFACE": "CGI/1.1",
+    "HTTP_ACCEPT_ENCODING": "identity",
+    "HTTP_HOST": "127.0.0.1:8080",
+    "PATH_INFO": "/landed",
+    "PATH_TRANSLATED": "/srv/www/landed",
+    "QUERY_STRING": "from=local",
+    "REDIRECT_STATUS": "200",
+    "REDIRECT_URI": "/cgi-bin/app.cgi/landed?from=local",
+    "REMOTE_ADDR": "127.0.0.1",
+    "REQUEST_METHOD": "GET",
+    "REQUEST_SCHEME": "http",
+    "REQUEST_URI": "/cgi-bin/redir.cgi/start?orig=1",
+    "SCRIPT_FILENAME": "/srv/www/cgi-bin/app.cgi",
+    "SCRIPT_NAME": "/cgi-bin/app.cgi",
+    "SERVER_ADDR": "127.0.0.1",
+    "SERVER_NAME": "127.0.0.1",
+    "SERVER_PORT": "8080",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+    "SERVER_SOFTWARE": "lighttpd/1.4.69",
+}
+
+APACHE_LOCAL_REDIRECT = {
+    "CONTEXT_DOCUMENT_ROOT": "/srv/www/cgi-bin/",
+    "CONTEXT_PREFIX": "/cgi-bin/",
+    "DOCUMENT_ROOT": "/srv/www",
+    "GATEWAY_INTERFACE": "CGI/1.1",
+    "HTTP_ACCEPT_ENCODING": "identity",
+    "HTTP_HOST": "127.0.0.1:8080",
+    "PATH_INFO": "/landed",
+    "PATH_TRANSLATED": "/srv/www/landed",
+    "QUERY_STRING": "from=local",
+    "REDIRECT_CONTEXT_DOCUMENT_ROOT": "/srv/www/cgi-bin/",
+    "REDIRECT_CONTEXT_PREFIX": "/cgi-bin/",
+    "REDIRECT_DOCUMENT_ROOT": "/srv/www",
+    "REDIRECT_GATEWAY_INTERFACE": "CGI/1.1",
+    "REDIRECT_HTTP_ACCEPT_ENCODING": "identity",
+    "REDIRECT_HTTP_HOST": "127.0.0.1:8080",
+    "REDIRECT_PATH_INFO": "/start",
+    "REDIRECT_PATH_TRANSLATED": "/srv/www/start",
+    "REDIRECT_QUERY_STRING": "orig=1",
+    "REDIRECT_REMOTE_ADDR": "127.0.0.1",
+    "REDIRECT_REQUEST_METHOD": "GET",
+    "REDIRECT_REQUEST_SCHEME": "http",
+    "REDIRECT_REQUEST_URI": "/cgi-bin/redir.cgi/start?orig=1",
+    "REDIRECT_SCRIPT_FILENAME": "/srv/www/cgi-bin/redir.cgi",
+    "REDIRECT_SCRIPT_NAME": "/cgi-bin/redir.cgi",
+    "REDIRECT_SERVER_ADDR": "127.0.0.1",
+    "REDIRECT_SERVER_ADMIN": "[no address given]",
+    "REDIRECT_SERVER_NAME": "127.0.0.1",
+    "REDIRECT_SERVER_PORT": "8080",
+    "REDIRECT_SERVER_PROTOCOL": "HTTP/1.1",
+    "REDIRECT_SERVER_SOFTWARE": "Apache/2.4.71 (Debian)",
+    "REDIRECT_STATUS": "200",
+    "REDIRECT_URL": "/cgi-bin/redir.cgi/start",
+    "REMOTE_ADDR": "127.0.0.1",
+    "REQUEST_METHOD": "GET",
+    "REQUEST_SCHEME": "http",
+    "REQUEST_URI": "/cgi-bin/redir.cgi/start?orig=1",
+    "SCRIPT_FILENAME": "/srv/www/cgi-bin/app.cgi",
+    "SCRIPT_NAME": "/cgi-bin/app.cgi",
+    "SERVER_ADDR": "127.0.0.1",
+    "SERVER_ADMIN": "[no address given]",
+    "SERVER_NAME": "127.0.0.1",
+    "SERVER_PORT": "8080",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+    "SERVER_SOFTWARE": "Apache/2.4.71 (Debian)",
+}
+
 # Same server and request as APACHE_SCRIPT, sent in absolute form
 # (curl --request-target http://127.0.0.1:8080/cgi-bin/app.cgi/abs): Apache passes the
 # request target on as REQUEST_URI unchanged.
@@ -308,6 +383,8 @@ CAFE = "/some/caf\xc3\xa9"  # PEP 3333: the UTF-8 bytes of "/some/café" as lati
         (APACHE_SLASHES, ("/cgi-bin/app.cgi", "/a")),
         (APACHE_ABSOLUTE, ("/cgi-bin/app.cgi", "/abs")),
         (IIS_SCRIPT, ("/app.py", "/some/path")),
+        (LIGHTTPD_LOCAL_REDIRECT, ("/cgi-bin/app.cgi", "/landed")),
+        (APACHE_LOCAL_REDIRECT, ("/cgi-bin/app.cgi", "/landed")),
     ],
     ids=[
         "lighttpd-script",
@@ -321,6 +398,8 @@ CAFE = "/some/caf\xc3\xa9"  # PEP 3333: the UTF-8 bytes of "/some/café" as lati
         "apache-repeated-slashes",
         "apache-absolute-form",
         "iis-script-map",
+        "lighttpd-local-redirect",
+        "apache-local-redirect",
     ],
 )
 def test_front_end_fixes_on_real_meta_variables(
@@ -371,10 +450,27 @@ def test_rewrite_with_lowercase_escapes_and_a_slash_in_the_query() -> None:
     assert fixed(LIGHTTPD_REWRITE, REQUEST_URI="/some/caf%c3%a9?a=/b") == ("", CAFE)
 
 
-def test_rewrite_when_path_info_does_not_match_the_request() -> None:
-    """A rule that changes the path (``^/old/(.*)$ app.cgi/new/$1``): the request path wins."""
-    meta = {**APACHE_REWRITE, "REQUEST_URI": "/old/x", "PATH_INFO": "/new/x"}
-    assert fixed(meta) == ("", "/old/x")
+def test_rewrite_that_changed_the_path_keeps_the_servers_values() -> None:
+    """``^old/(.*)$ app.cgi/new/$1``: no way to tell the mount point; don't invent one."""
+    meta = {**APACHE_REWRITE, "REQUEST_URI": "/site/old/x", "PATH_INFO": "/new/x"}
+    assert fixed(meta) == ("/site/app.cgi", "/new/x")
+
+
+def test_front_controller_rule_routes_on_the_whole_path() -> None:
+    """``RewriteRule ^ app.cgi`` (no PATH_INFO): the app sees the requested path."""
+    meta = {**APACHE_REWRITE, "REQUEST_URI": "/site/blog/caf%C3%A9?p=2", "PATH_INFO": ""}
+    assert fixed(meta) == ("", "/site/blog/caf\xc3\xa9")
+
+
+def test_rewrite_with_repeated_slashes() -> None:
+    """Apache merges ``//`` in PATH_INFO, REQUEST_URI keeps them: still mounted at /site."""
+    meta = {**APACHE_REWRITE, "REQUEST_URI": "/site//a//b", "PATH_INFO": "/a/b"}
+    assert fixed(meta) == ("/site", "/a/b")
+
+
+def test_apache_local_redirect_even_when_the_tail_matches() -> None:
+    meta = {**APACHE_LOCAL_REDIRECT, "REQUEST_URI": "/cgi-bin/old.cgi/landed"}
+    assert fixed(meta) == ("/cgi-bin/app.cgi", "/landed")
 
 
 def test_dot_segments_are_not_a_rewrite() -> None:
@@ -479,6 +575,37 @@ def test_redirect_keeps_its_status() -> None:
     assert out == (
         b"Status: 302 Found\r\nLocation: /elsewhere\r\nContent-Type: text/plain\r\n\r\nmoved"
     )
+
+
+def test_local_redirect_response_is_the_bare_location_line() -> None:
+    """RFC 3875 6.2.2 local-redir-response: ``Location`` alone; lighttpd wants no Status."""
+
+    def app(environ: Any, start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [("Location", "/cgi-bin/app.cgi/landed?from=local")])
+        return []
+
+    out, _ = call(APACHE_SCRIPT, app=app)
+    assert out == b"Location: /cgi-bin/app.cgi/landed?from=local\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body"),
+    [
+        ("200 OK", [("Location", "/x"), ("Content-Type", "text/plain")], b""),
+        ("200 OK", [("Location", "/x")], b"body"),
+        ("200 OK", [("Location", "//evil.example/x")], b""),
+        ("200 OK", [("Location", "http://example.com/x")], b""),
+        ("201 Created", [("Location", "/x")], b""),
+    ],
+)
+def test_not_a_local_redirect(status: str, headers: list[tuple[str, str]], body: bytes) -> None:
+    def app(environ: Any, start_response: Any) -> Iterable[bytes]:
+        start_response(status, headers)
+        return [body]
+
+    out, _ = call(APACHE_SCRIPT, app=app)
+    assert out.startswith(f"Status: {status}\r\n".encode())
+    assert out.endswith(b"\r\n\r\n" + body)
 
 
 def test_binary_body_untouched() -> None:

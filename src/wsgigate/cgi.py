@@ -69,11 +69,18 @@ def fix_rewritten_script_name(meta: MutableMapping[str, str]) -> None:
     ``RewriteRule ^(.*)$ app.cgi/$1`` or lighttpd's ``url.rewrite-once``. The server then
     reports ``SCRIPT_NAME=/app.cgi`` although the client asked for ``/hello``, and every URL
     the app builds would carry ``/app.cgi``. When the request URI does not start with
-    SCRIPT_NAME, the part of the requested path before PATH_INFO is the real mount point.
+    SCRIPT_NAME:
+
+    - it ends with PATH_INFO: the part before PATH_INFO is the real mount point;
+    - PATH_INFO is empty (a front-controller rule such as ``RewriteRule ^ app.cgi``): the app
+      is mounted at the root and routes on the whole requested path;
+    - otherwise the server is serving another URL than the one asked for (an RFC 3875 local
+      redirect, or a rule that rewrote the path itself): its own values describe that URL, and
+      are kept. Apache marks a CGI script's local redirect with REDIRECT_SCRIPT_NAME.
     """
     uri = meta.get("REQUEST_URI")
     script = meta.get("SCRIPT_NAME", "")
-    if not uri or not script:
+    if not uri or not script or "REDIRECT_SCRIPT_NAME" in meta:
         return
     requested = _request_path(uri)
     if requested is None:
@@ -83,11 +90,14 @@ def fix_rewritten_script_name(meta: MutableMapping[str, str]) -> None:
     if normal == script or normal.startswith(script + "/"):
         return
     path_info = meta.get("PATH_INFO", "")
-    if path_info and requested.endswith(path_info):
-        meta["SCRIPT_NAME"] = requested[: len(requested) - len(path_info)].rstrip("/")
-    else:
+    if not path_info:
         meta["SCRIPT_NAME"] = ""
         meta["PATH_INFO"] = requested
+        return
+    for candidate in (requested, normal):
+        if candidate.endswith(path_info):
+            meta["SCRIPT_NAME"] = candidate[: len(candidate) - len(path_info)].rstrip("/")
+            return
 
 
 def _request_path(uri: str) -> str | None:
@@ -125,16 +135,27 @@ FRONT_END_FIXES = (fix_iis_path_info, fix_rewritten_script_name)
 
 
 class CGIWriter:
-    """Write the response to stdout: ``Status:`` head, then the body as the app yields it."""
+    """Write the response to stdout: ``Status:`` head, then the body as the app yields it.
 
-    __slots__ = ("out", "head")
+    RFC 3875 section 6.2.2 local redirect: an app that answers ``200 OK`` with nothing but a
+    ``Location`` header holding a local path (``/other?x=1``) and no body asks the server to
+    serve that path instead. That response goes out as the bare ``Location`` line the RFC
+    defines (lighttpd, with ``cgi.local-redir``, accepts no other header; Apache takes either).
+    """
+
+    __slots__ = ("out", "head", "local_redirect")
 
     def __init__(self, out: BinaryIO) -> None:
         self.out = out
         self.head = b""
+        self.local_redirect = b""
 
     def start(self, status: str, headers: list[tuple[str, str]]) -> None:
         self.head = cgi_response_head(status, headers)
+        if len(headers) == 1 and status[:4] == "200 " and headers[0][0].lower() == "location":
+            target = headers[0][1]
+            if target[:1] == "/" and target[:2] != "//":
+                self.local_redirect = f"Location: {target}\r\n\r\n".encode("latin-1")
 
     def write(self, data: bytes) -> None:
         if self.head:
@@ -144,7 +165,8 @@ class CGIWriter:
 
     def finish(self, data: bytes) -> None:
         if self.head:
-            data, self.head = self.head + data, b""
+            head = self.local_redirect if self.local_redirect and not data else self.head
+            data, self.head = head + data, b""
         self.out.write(data)
         self.out.flush()
 

@@ -6,6 +6,8 @@ saw as JSON (PEP 3333 native strings survive JSON unchanged), plus what it read 
 - (none) / ``environ``: ``{"environ": {...str values and wsgi.* flags...}, "body": {...}}``
 - ``hello``: hand the request to examples/hello.py's app (/echo, /stream, /cookies, names)
 - ``redirect``: ``302`` with ``Location: /elsewhere``
+- ``local-redirect``: ``200`` with ``Location: /cgi-bin/app.cgi/landed``, no body: RFC 3875's
+  local redirect, which the server answers itself by serving that URL instead
 - ``cookies``: three ``Set-Cookie`` headers
 - ``stream``: 200 chunks from a generator, no Content-Length
 - ``binary``: every byte value, 4096 times (1 MiB)
@@ -80,6 +82,9 @@ def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[byt
             ],
         )
         return [body]
+    if probe == "local-redirect" and environ["PATH_INFO"] != "/landed":
+        start_response("200 OK", [("Location", "/cgi-bin/app.cgi/landed?from=local")])
+        return []
     if probe == "cookies":
         start_response(
             "200 OK",

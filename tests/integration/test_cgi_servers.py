@@ -81,6 +81,9 @@ def build_site() -> Site:
         "cgi-bin/app.cgi": probe,
         "cgi-bin/debug.cgi": PROBE_SCRIPT.format(python=python, lib=str(site.lib), debug=True),
         "cgi-bin/hello.cgi": render_example_script(python, site.lib),
+        # Without the validator, for what PEP 3333's validator forbids but RFC 3875 allows
+        # (a local redirect: 200 with only a Location header).
+        "cgi-bin/plain.cgi": probe.replace("run(validator(app),", "run(app,"),
         "site/app.cgi": probe,
     }
     for name, text in scripts.items():
@@ -296,6 +299,18 @@ def test_redirect_reaches_the_client(target: Target) -> None:
     assert response.status == 302, (response, target.server.log_tail())
     assert response.header("Location") == "/elsewhere"
     assert response.body == b"see /elsewhere\n"
+
+
+def test_local_redirect_is_served_by_the_server(target: Target) -> None:
+    """RFC 3875 6.2.2: ``200`` + only ``Location: /path`` -> the server serves /path itself."""
+    response = target.server.request(
+        "GET", "/cgi-bin/plain.cgi/start", headers={"X-Probe": "local-redirect"}
+    )
+    assert response.status == 200, (response, target.server.log_tail())
+    assert response.header("Location") is None, response
+    env = json.loads(response.body)["environ"]
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/cgi-bin/app.cgi", "/landed")
+    assert env["QUERY_STRING"] == "from=local"
 
 
 def test_several_set_cookie_headers_survive(target: Target) -> None:

@@ -392,3 +392,57 @@ def test_200_concurrent_requests(server: Server) -> None:
         results = list(pool.map(one, range(200)))
     assert [status for status, _ in results] == [200] * 200
     assert [q for _, q in results[::2]] == [f"n={n}" for n in range(0, 200, 2)]
+
+
+# ---- asgiref's WsgiToAsgi under the same load ----------------------------------------------
+
+PEERS = """
+def hello(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+    return [b"Hello, world!"]
+
+from asgiref.wsgi import WsgiToAsgi
+from wsgigate.asgi import WSGIApp
+
+asgiref_app = WsgiToAsgi(hello)
+wsgigate_app = WSGIApp(hello)
+"""
+
+
+def hammer(tmp_path: Path, target: str) -> tuple[int, int, str]:
+    """16 connections for 3 s under uvicorn: (requests, failed requests, server log)."""
+    wrk = require_binary("wrk")
+    (tmp_path / "peers.py").write_text(PEERS)
+    port = free_port()
+    log = tmp_path / f"{target}.log"
+    argv = [sys.executable, "-m", "uvicorn", f"peers:{target}", "--port", str(port)]
+    argv += ["--no-access-log", "--workers", "1"]
+    with running(argv, port=port, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)}, log=log):
+        done = subprocess.run(
+            [wrk, "-t2", "-c16", "-d3s", f"http://127.0.0.1:{port}/"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr
+    total = int(done.stdout.split(" requests in")[0].split()[-1])
+    failed = 0
+    for line in done.stdout.splitlines():
+        if line.strip().startswith(("Non-2xx or 3xx responses:", "Socket errors:")):
+            failed += sum(int(n) for n in line.replace(",", " ").split() if n.isdigit())
+    return total, failed, log.read_text(errors="replace")
+
+
+def test_asgiref_wsgitoasgi_fails_under_16_connections(tmp_path: Path) -> None:
+    """The reproducer behind docs/comparison.md#asgiref (if this fails, asgiref fixed it)."""
+    pytest.importorskip("asgiref")
+    total, failed, log = hammer(tmp_path, "asgiref_app")
+    assert total > 0
+    assert failed > 0 and "CurrentThreadExecutor already quit or is broken" in log
+
+
+def test_wsgiapp_has_no_errors_under_the_same_load(tmp_path: Path) -> None:
+    total, failed, log = hammer(tmp_path, "wsgigate_app")
+    assert total > 100
+    assert failed == 0
+    assert "Traceback" not in log and "ERROR" not in log

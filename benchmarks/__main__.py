@@ -1,0 +1,86 @@
+"""``python -m benchmarks [scenario ...] [--duration S] [--rounds N] [--write-docs]``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+
+from benchmarks import SCENARIOS, Options, load
+from benchmarks.harness import BenchmarkError, interpreter, loadavg, machine_facts
+from benchmarks.report import table, write_docs
+
+
+def parse(argv: list[str]) -> tuple[list[str], Options, bool]:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Run wsgigate's benchmarks against their competitors, in the same run.",
+    )
+    parser.add_argument(
+        "scenarios", nargs="*", metavar="scenario", help=f"any of: {', '.join(SCENARIOS)} (all)"
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (10)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds; the median is shown (3)"
+    )
+    parser.add_argument("--connections", type=int, default=4, help="wrk -c (4)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk -t (2)")
+    parser.add_argument(
+        "--python",
+        default="",
+        help="interpreter for the processes a scenario starts (default: this one)",
+    )
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="write the figures and this command into docs/benchmarks.md",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no per-round progress")
+    args = parser.parse_args(argv)
+    for name in args.scenarios:
+        if name not in SCENARIOS:
+            parser.error(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    if args.rounds < 1 or args.duration <= 0:
+        parser.error("--rounds must be >= 1 and --duration > 0")
+    options = Options(
+        duration=args.duration,
+        rounds=args.rounds,
+        connections=args.connections,
+        threads=args.threads,
+        python=args.python,
+        verbose=not args.quiet,
+    )
+    return args.scenarios or list(SCENARIOS), options, args.write_docs
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    names, options, docs = parse(argv)
+    command = "python -m benchmarks " + shlex.join(argv)
+    failed = 0
+    for name in names:
+        scenario = load(name)
+        print(f"== {name}: {scenario.title}", flush=True)
+        before = loadavg()
+        started = time.time()
+        try:
+            result = scenario.run(options)
+        except BenchmarkError as exc:
+            print(f"{name}: FAILED: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        after = loadavg()
+        print("\n".join(table(result)))
+        print(f"load average before: {before}, after: {after}\n", flush=True)
+        if docs:
+            facts = machine_facts(interpreter(options.python))
+            facts["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))
+            facts["load average (1, 5, 15 min)"] = f"before {before}; after {after}"
+            write_docs(scenario, result, command, facts)
+            print(f"wrote the {name} section of docs/benchmarks.md")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""What scenarios share: ports, server processes, wrk, in-process timing loops, machine facts."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+DOCS = ROOT / "docs" / "benchmarks.md"
+T = TypeVar("T")
+
+
+class BenchmarkError(RuntimeError):
+    """A side could not be measured (server did not start, wrong answer, wrk failed)."""
+
+
+def require(binary: str, *candidates: str) -> str:
+    """Path of an executable, or a clear error naming the Debian package to install."""
+    for name in (binary, *candidates):
+        found = shutil.which(name) or (name if os.access(name, os.X_OK) else None)
+        if found:
+            return found
+    raise BenchmarkError(f"{binary} is not installed (apt-get install {binary})")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchmarkError(f"server exited with status {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise BenchmarkError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@contextlib.contextmanager
+def server(
+    argv: list[str], *, port: int, log: Path, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server for the block, in its own process group; TERM (then KILL) it afterwards."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+        try:
+            try:
+                wait_for_port(port, process)
+            except BenchmarkError as exc:
+                detail = log.read_text(errors="replace")[-2000:]
+                raise BenchmarkError(f"{argv[0]}: {exc}\n{detail}") from None
+            yield process
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_COUNT = re.compile(r"^\s*(\d+) requests in", re.MULTILINE)
+_BAD = re.compile(r"^\s*(Non-2xx or 3xx responses|Socket errors):.*$", re.MULTILINE)
+
+
+class WrkRun:
+    """What one wrk run reached: requests per second and how many requests that was."""
+
+    def __init__(self, rate: float, requests: int) -> None:
+        self.rate = rate
+        self.requests = requests
+
+
+def wrk(url: str, *, duration: float, threads: int, connections: int) -> WrkRun:
+    """Run wrk against ``url``; any socket error or non-2xx answer fails the measurement."""
+    argv = [
+        require("wrk"),
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        url,
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    if done.returncode != 0:
+        raise BenchmarkError(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
+    bad = _BAD.search(done.stdout)
+    if bad:
+        raise BenchmarkError(f"wrk against {url}: {bad.group(0).strip()}")
+    rate, count = _RPS.search(done.stdout), _COUNT.search(done.stdout)
+    if not rate or not count:
+        raise BenchmarkError(f"no Requests/sec in wrk's output:\n{done.stdout}")
+    return WrkRun(float(rate.group(1)), int(count.group(1)))
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every child process waited for so far, and theirs.
+
+    A server reaps the processes it starts (CGI scripts, workers); once the server itself is
+    reaped, their time is in here too: the load-independent cost of what the server did.
+    """
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def per_call_us(call: Callable[[], object], duration: float) -> float:
+    """Microseconds per call of ``call``, looping for about ``duration`` seconds."""
+    batch = 1
+    clock = time.perf_counter
+    # Grow the batch until one batch takes ~10 ms, so the clock is read rarely.
+    while True:
+        start = clock()
+        for _ in range(batch):
+            call()
+        spent = clock() - start
+        if spent >= 0.01 or batch >= 1 << 20:
+            break
+        batch *= 2
+    calls = 0
+    start = clock()
+    deadline = start + duration
+    while True:
+        for _ in range(batch):
+            call()
+        calls += batch
+        now = clock()
+        if now >= deadline:
+            return (now - start) / calls * 1e6
+
+
+def interleaved(
+    sides: Mapping[str, Callable[[], T]], rounds: int, log: Callable[[str], None]
+) -> dict[str, list[T]]:
+    """Measure every side once per round, in order (a, b, c, a, b, c, ...): load drifts
+    over a run, and interleaving spreads the drift over every side instead of one."""
+    samples: dict[str, list[T]] = {side: [] for side in sides}
+    for number in range(1, rounds + 1):
+        for side, measure in sides.items():
+            value = measure()
+            samples[side].append(value)
+            shown = f"{value:.1f}" if isinstance(value, float) else str(value)
+            log(f"  round {number}/{rounds} {side}: {shown}")
+    return samples
+
+
+def loadavg() -> str:
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def tool_version(argv: list[str]) -> str:
+    """First line a tool prints about its version, or "" when it is missing."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    text = (done.stdout or done.stderr).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def python_facts(python: str) -> str:
+    """Version and kind of the interpreter the scenario's processes run (venv or not)."""
+    code = (
+        "import sys; venv = sys.prefix != sys.base_prefix;"
+        "print(sys.version.split()[0], 'venv' if venv else 'no venv',"
+        " 'site-packages isolated' if venv else 'base site-packages')"
+    )
+    return tool_version([python, "-c", code]) or "unknown"
+
+
+def machine_facts(python: str) -> dict[str, str]:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.partition(":")[2].strip()
+                break
+    return {
+        "cpus": f"{os.cpu_count()} ({cpu})" if cpu else str(os.cpu_count()),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": f"{python} — {python_facts(python)}",
+    }
+
+
+def interpreter(options_python: str) -> str:
+    return options_python or sys.executable

@@ -324,7 +324,8 @@ class _Channel:
                         if self.space is not None:
                             self.space.set()
                 if ended:
-                    if last or self.gone:
+                    outcome = self.outcome
+                    if last or self.gone or (outcome is not None and outcome.disconnected):
                         return
                     raise ApplicationError("response cut off: the application failed mid-response")
         except BaseException:

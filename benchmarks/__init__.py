@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 SCENARIOS: dict[str, str] = {
     "core": "benchmarks.core",
     "cgi": "benchmarks.cgi",
+    "asgi": "benchmarks.asgi",
 }
 
 

@@ -546,6 +546,45 @@ def test_no_content_length_no_body() -> None:
     assert seen["body"] == b""
 
 
+class WatchedStdin(io.BytesIO):
+    """stdin that records how much of it was read by the time stdout got its first byte."""
+
+    def __init__(self, data: bytes, out: WatchedStdout) -> None:
+        super().__init__(data)
+        out.stdin = self
+
+
+class WatchedStdout(io.BytesIO):
+    stdin: io.BytesIO
+    read_before_output: int | None = None
+
+    def write(self, data: Any) -> int:
+        if self.read_before_output is None:
+            self.read_before_output = self.stdin.tell()
+        return super().write(data)
+
+
+@pytest.mark.parametrize("size", [10, 3 << 20])  # in memory, and spilled to a temporary file
+@pytest.mark.parametrize("chunked", [False, True])
+def test_unread_body_is_off_stdin_before_the_response(size: int, chunked: bool) -> None:
+    """Apache writes the whole body before reading the response: never leave it on the pipe."""
+    body = bytes(i % 253 for i in range(size))
+    meta = APACHE_CHUNKED if chunked else {**APACHE_SCRIPT, "CONTENT_LENGTH": str(size)}
+    late: list[bytes] = []
+
+    def app(environ: Any, start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"first"
+        late.append(environ["wsgi.input"].read(size + 1))  # reading after output still works
+
+    out = WatchedStdout()
+    stdin = WatchedStdin(body + (b"" if chunked else b"TRAILING"), out)
+    cgi.run(app, environ=meta, stdin=stdin, stdout=out)
+    assert out.read_before_output == size
+    assert late == [body]
+    assert out.getvalue().endswith(b"\r\n\r\nfirst")
+
+
 def test_httpoxy() -> None:
     """Servers drop the Proxy header (none of the captures has it); wsgigate does too."""
     _, seen = call({**APACHE_SCRIPT, "HTTP_PROXY": "http://evil.example:3128"})

@@ -11,8 +11,6 @@ A CGI process is started for every request, so this module imports nothing beyon
 ``sys`` on the success path: each import is paid on every hit.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -25,12 +23,11 @@ from wsgigate.core.environ import (
 )
 from wsgigate.core.response import cgi_response_head
 from wsgigate.core.runner import Outcome, run_app
-from wsgigate.errors import ProtocolError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, MutableMapping
-    from typing import BinaryIO
+    from typing import IO, BinaryIO
     from wsgiref.types import WSGIApplication
 
 __all__ = ["run", "read_environ", "fix_iis_path_info", "fix_rewritten_script_name"]
@@ -46,7 +43,7 @@ def read_environ() -> dict[str, str]:
     }
 
 
-def fix_iis_path_info(meta: MutableMapping[str, str]) -> None:
+def fix_iis_path_info(meta: "MutableMapping[str, str]") -> None:
     """IIS puts the script's own path at the front of PATH_INFO; strip it.
 
     IIS with a script mapping sends ``SCRIPT_NAME=/app.py`` and ``PATH_INFO=/app.py/rest``
@@ -62,7 +59,7 @@ def fix_iis_path_info(meta: MutableMapping[str, str]) -> None:
         meta["PATH_INFO"] = path[n:]
 
 
-def fix_rewritten_script_name(meta: MutableMapping[str, str]) -> None:
+def fix_rewritten_script_name(meta: "MutableMapping[str, str]") -> None:
     """Undo the script's file name when a rewrite rule hid it from the URL.
 
     Shared hosting maps every URL to the script with a rule such as Apache's
@@ -134,6 +131,57 @@ def _normalize_path(path: str) -> str:
 FRONT_END_FIXES = (fix_iis_path_info, fix_rewritten_script_name)
 
 
+class RequestBody:
+    """The script's stdin, bounded to the request body; what :class:`InputStream` reads from.
+
+    Apache (mod_cgi, mod_cgid) writes the whole request body to the script before it reads
+    any of the response. An app that answers without reading the body would either block on
+    a full stdout pipe while Apache blocks on a full stdin pipe (until Apache's Timeout), or
+    exit with the body unread, which resets Apache's connection to the script and cuts the
+    response off. So :meth:`spool` moves whatever the app has not read off the pipe before
+    the response's first byte goes out; the app can still read it afterwards.
+    """
+
+    __slots__ = ("raw", "left", "spooled")
+
+    def __init__(self, raw: "IO[bytes]", length: "int | None") -> None:
+        self.raw = raw
+        self.left = length  # bytes still on the pipe; None: until end of stdin
+        self.spooled: IO[bytes] | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        left = self.left
+        if left is not None:
+            if left <= 0:
+                return b""
+            if size < 0 or size > left:
+                size = left
+        data = self.raw.read(size)
+        if left is not None:
+            self.left = left - len(data) if data else 0
+        elif not data:
+            self.left = 0
+        return data
+
+    def spool(self) -> None:
+        """Read the rest of the body now, into memory (a temporary file past 1 MiB)."""
+        if self.left == 0:
+            return
+        import tempfile
+
+        spooled = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115 (see close)
+        while chunk := self.read(65536):
+            spooled.write(chunk)
+        spooled.seek(0)
+        self.raw = self.spooled = spooled
+        self.left = None
+
+    def close(self) -> None:
+        """Close the spooled copy, if any (never the process's stdin)."""
+        if self.spooled is not None:
+            self.spooled.close()
+
+
 class CGIWriter:
     """Write the response to stdout: ``Status:`` head, then the body as the app yields it.
 
@@ -143,14 +191,17 @@ class CGIWriter:
     defines (lighttpd, with ``cgi.local-redir``, accepts no other header; Apache takes either).
     """
 
-    __slots__ = ("out", "head", "local_redirect")
+    __slots__ = ("out", "head", "local_redirect", "body")
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: "BinaryIO", body: "RequestBody | None" = None) -> None:
         self.out = out
         self.head = b""
         self.local_redirect = b""
+        self.body = body
 
     def start(self, status: str, headers: list[tuple[str, str]]) -> None:
+        if self.body is not None:
+            self.body.spool()  # before the first byte out: see RequestBody
         self.head = cgi_response_head(status, headers)
         if len(headers) == 1 and status[:4] == "200 " and headers[0][0].lower() == "location":
             target = headers[0][1]
@@ -171,7 +222,7 @@ class CGIWriter:
         self.out.flush()
 
 
-def _bad_request(out: BinaryIO, message: str) -> Outcome:
+def _bad_request(out: "BinaryIO", message: str) -> "Outcome":
     body = f"Bad Request: {message}\n".encode("latin-1", "replace")
     out.write(
         cgi_response_head(
@@ -187,13 +238,13 @@ def _bad_request(out: BinaryIO, message: str) -> Outcome:
 
 
 def run(
-    app: WSGIApplication,
+    app: "WSGIApplication",
     *,
     debug: bool = False,
-    environ: Mapping[str, str] | None = None,
-    stdin: BinaryIO | None = None,
-    stdout: BinaryIO | None = None,
-) -> Outcome:
+    environ: "Mapping[str, str] | None" = None,
+    stdin: "BinaryIO | None" = None,
+    stdout: "BinaryIO | None" = None,
+) -> "Outcome":
     """Answer the one CGI request this process was started for.
 
     ``environ``, ``stdin`` and ``stdout`` default to the process's own; tests pass their own.
@@ -204,22 +255,27 @@ def run(
         fix(meta)
     try:
         length = content_length(meta)
-    except ProtocolError as exc:
+    except Exception as exc:
+        from wsgigate.errors import ProtocolError  # not imported on the success path
+
+        if not isinstance(exc, ProtocolError):
+            raise
         return _bad_request(out, str(exc))
-    raw = stdin if stdin is not None else sys.stdin.buffer
-    if length is None and meta.get("HTTP_TRANSFER_ENCODING"):
-        # Apache hands a chunked request body to the script de-chunked, without CONTENT_LENGTH:
-        # it ends where stdin ends.
-        body = InputStream(raw, None)
-    else:
-        # RFC 3875 section 4.2: without CONTENT_LENGTH there is no body to read.
-        body = InputStream(raw, length or 0)
+    # RFC 3875 section 4.2: without CONTENT_LENGTH there is no body to read; but Apache hands a
+    # chunked request body to the script de-chunked, without CONTENT_LENGTH: it ends where
+    # stdin ends.
+    if length is None and not meta.get("HTTP_TRANSFER_ENCODING"):
+        length = 0
+    body = RequestBody(stdin if stdin is not None else sys.stdin.buffer, length)
     env = build_environ(
         meta,
-        stdin=body,
+        stdin=InputStream(body, length),
         errors=ErrorStream(),
         multithread=False,
         multiprocess=True,
         run_once=True,
     )
-    return run_app(app, env, CGIWriter(out), debug=debug)
+    try:
+        return run_app(app, env, CGIWriter(out, body), debug=debug)
+    finally:
+        body.close()

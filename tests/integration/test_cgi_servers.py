@@ -268,6 +268,22 @@ def test_body_read_exactly_content_length(target: Target, size: int) -> None:
     assert seen["body"]["after"] == 0
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_app_that_ignores_a_large_body(target: Target, chunked: bool) -> None:
+    """Apache writes the whole body before reading the response: an app that answers 1 MiB
+    without reading a 1 MiB body must neither deadlock nor have its response cut off."""
+    body = b"u" * (1 << 20)
+    response = target.server.request(
+        "POST",
+        "/cgi-bin/app.cgi/ignore",
+        body=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]) if chunked else body,
+        headers={"X-Probe": "binary"},
+        timeout=20,
+    )
+    assert response.status == 200, (response, target.server.log_tail())
+    assert response.body == BINARY
+
+
 def test_chunked_request_body(target: Target) -> None:
     """No Content-Length: lighttpd buffers and sets CONTENT_LENGTH, Apache streams to EOF."""
     parts = [b"first,", b"second," * 1000, b"third"]

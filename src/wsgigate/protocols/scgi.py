@@ -118,11 +118,16 @@ class SCGIParser:
         colon = head.find(b":", 0, self._max_digits + 1)
         if colon < 0:
             prefix = bytes(head[: self._max_digits + 1])
+            if not prefix:
+                return None
             if not prefix.isdigit():
+                if len(prefix) < 4 and not self._eof and _may_be_http(prefix):
+                    return None  # wait for four bytes to say "this is HTTP" in the error
                 raise ProtocolError(_not_a_length(prefix))
-            if len(prefix) > self._max_digits:
+            if len(prefix) > self._max_digits or int(prefix) > self.max_header_size:
                 raise ProtocolError(
-                    f"SCGI header length {prefix.decode()}... exceeds {self.max_header_size} bytes",
+                    f"SCGI header length exceeds the limit of {self.max_header_size} bytes "
+                    f"(declared: {prefix.decode()}...)",
                     431,
                 )
             return None
@@ -134,7 +139,9 @@ class SCGIParser:
         size = int(digits)
         if size > self.max_header_size:
             raise ProtocolError(
-                f"SCGI header of {size} bytes exceeds the limit of {self.max_header_size}", 431
+                f"SCGI header length exceeds the limit of {self.max_header_size} bytes "
+                f"(declared: {size})",
+                431,
             )
         end = colon + 1 + size
         if len(head) <= end:
@@ -152,6 +159,10 @@ class SCGIParser:
         if rest:
             self._pending.append(rest)
         return request
+
+
+def _may_be_http(prefix: bytes) -> bool:
+    return any(method.startswith(prefix) for method in _HTTP_METHODS)
 
 
 def _not_a_length(prefix: bytes) -> str:

@@ -6,11 +6,12 @@ Every gateway's integration tests use the same small API::
         response = server.request("GET", "/cgi-bin/app.cgi/x")
         assert response.status == 200, server.log_tail()
 
-- :func:`lighttpd`, :func:`apache`: start the server in the foreground on a free 127.0.0.1 port
-  from a complete config file, wait until it accepts connections, stop it afterwards. The
-  config reads its parameters from environment variables (``WSGIGATE_PORT``,
-  ``WSGIGATE_LOGDIR``, ``WSGIGATE_USER``, ``WSGIGATE_MODULES`` are filled in here; pass the
-  others in ``env``). A server that fails to start raises with its error log in the message.
+- :func:`lighttpd`, :func:`apache`, :func:`nginx`: start the server in the foreground on a
+  free 127.0.0.1 port from a complete config file, wait until it accepts connections, stop it
+  afterwards. lighttpd and Apache configs read their parameters from environment variables,
+  nginx templates from ``@NAME@`` placeholders (``WSGIGATE_PORT``, ``WSGIGATE_LOGDIR``,
+  ``WSGIGATE_USER``, ``WSGIGATE_MODULES`` are filled in here; pass the others in ``env`` /
+  ``values``). A server that fails to start raises with its error log in the message.
 - :class:`Server`: ``request()`` (http.client), ``raw()`` (bytes on a socket, for request
   lines http.client refuses to send), ``logs`` (error log first), ``log_mark()``,
   ``log_text()``, ``log_tail()``, ``wait_for_log()``.
@@ -39,7 +40,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from tests.support import free_port, require_binary, running
+from tests.support import free_port, render, require_binary, running
 
 APACHE_MODULES = "/usr/lib/apache2/modules"
 
@@ -181,6 +182,26 @@ def apache(config: Path, *, env: Mapping[str, str] | None = None) -> Iterator[Se
         yield from _serve(
             "apache", [binary, "-DFOREGROUND", "-f", str(config)], port, logdir, values
         )
+
+
+@contextlib.contextmanager
+def nginx(template: Path, *, values: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """Run nginx from ``template``, a config with ``@NAME@`` placeholders (nginx has no ${ENV}).
+
+    ``@WSGIGATE_PORT@``, ``@WSGIGATE_LOGDIR@`` and ``@WSGIGATE_USER@`` are filled in here, the
+    rest from ``values``. nginx runs in the foreground with its pid file and error log in the
+    log directory; the template says ``user @WSGIGATE_USER@;`` and should keep its
+    ``*_temp_path``s under ``@WSGIGATE_LOGDIR@`` (the compiled-in /var/lib/nginx is root's).
+    """
+    binary = require_binary("nginx", "/usr/sbin/nginx")
+    with _started("nginx", template, values) as (port, logdir, filled):
+        config = render(template, logdir / "nginx.conf", filled)
+        argv = [binary, "-p", f"{logdir}/", "-e", str(logdir / "error.log"), "-c", str(config)]
+        argv += ["-g", f"daemon off; pid {logdir}/nginx.pid;"]
+        checked = subprocess.run([*argv, "-t"], capture_output=True, text=True)
+        if checked.returncode != 0:
+            raise RuntimeError(f"nginx rejects {config}:\n{checked.stderr}")
+        yield from _serve("nginx", argv, port, logdir, filled)
 
 
 @contextlib.contextmanager

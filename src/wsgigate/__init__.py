@@ -4,8 +4,6 @@
 gateways are imported when used.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -15,7 +13,7 @@ __version__ = "0.1.0.dev0"
 __all__ = ["__version__", "run"]
 
 
-def run(app: WSGIApplication, **options: Any) -> None:
+def run(app: "WSGIApplication", **options: "Any") -> None:
     """Detect how this process was started (CGI, inherited socket, Lambda, ...) and serve ``app``.
 
     See :func:`wsgigate.host.detect` for the rules; ``options`` go to the chosen gateway.

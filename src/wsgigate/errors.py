@@ -11,8 +11,6 @@ One root, split by whose fault it is::
         └── AppLoadError       MODULE:APP could not be loaded
 """
 
-from __future__ import annotations
-
 
 class WsgigateError(Exception):
     """Root of every exception wsgigate raises on purpose."""

@@ -5,9 +5,12 @@ A gateway turns its input into CGI-style meta-variables and a body stream, then 
 :class:`ResponseWriter` back into its own wire format. Nothing here does I/O of its own, and
 nothing here imports more than the CGI cold start can afford (no ``logging``, ``re`` or
 ``typing`` at import time).
-"""
 
-from __future__ import annotations
+Every module a CGI request loads costs it about 1% of a bare interpreter start (see
+docs/benchmarks.md), so the modules on that path (this package, ``wsgigate``, ``wsgigate.cgi``)
+also go without ``from __future__ import annotations`` (annotations naming typing-only things
+are quoted instead) and import ``wsgigate.errors`` only where an error is raised or caught.
+"""
 
 from wsgigate.core.environ import (
     ErrorStream,

@@ -6,11 +6,7 @@ decode with latin-1; gateways that receive text (Lambda events, ASGI paths) re-e
 :func:`unicode_to_wsgi`. Either way the application sees the same thing.
 """
 
-from __future__ import annotations
-
 import sys
-
-from wsgigate.errors import ClientDisconnected, ProtocolError
 
 TYPE_CHECKING = False  # typing costs milliseconds at a CGI cold start; mypy still reads this
 if TYPE_CHECKING:
@@ -52,17 +48,19 @@ def unquote_to_wsgi(path: str) -> str:
     return out.decode("latin-1")
 
 
-def content_length(meta: Mapping[str, str]) -> int | None:
+def content_length(meta: "Mapping[str, str]") -> int | None:
     """CONTENT_LENGTH as an int, ``None`` when absent or empty; a bad value is the peer's error."""
     raw = meta.get("CONTENT_LENGTH")
     if not raw:
         return None
     if not raw.isdigit() or not raw.isascii():
+        from wsgigate.errors import ProtocolError  # errors are imported when one happens
+
         raise ProtocolError(f"invalid CONTENT_LENGTH {raw[:40]!r}", 400)
     return int(raw)
 
 
-def _url_scheme(meta: Mapping[str, str]) -> str:
+def _url_scheme(meta: "Mapping[str, str]") -> str:
     if meta.get("HTTPS", "off").lower() in ("on", "1", "yes", "true"):
         return "https"
     scheme = meta.get("REQUEST_SCHEME", "")
@@ -70,15 +68,15 @@ def _url_scheme(meta: Mapping[str, str]) -> str:
 
 
 def build_environ(
-    meta: Mapping[str, str],
+    meta: "Mapping[str, str]",
     *,
-    stdin: InputStream,
-    errors: IO[str] | ErrorStream,
+    stdin: "InputStream",
+    errors: "IO[str] | ErrorStream",
     multithread: bool,
     multiprocess: bool,
     run_once: bool,
     url_scheme: str | None = None,
-) -> dict[str, Any]:
+) -> "dict[str, Any]":
     """Return the WSGI environ for one request; pure apart from the two streams it is given.
 
     ``meta`` holds CGI meta-variables as PEP 3333 native strings. The result always has the keys
@@ -135,7 +133,7 @@ class InputStream:
 
     __slots__ = ("_buffer", "_raw", "_remaining", "_length")
 
-    def __init__(self, raw: BinaryReader, length: int | None) -> None:
+    def __init__(self, raw: "BinaryReader", length: int | None) -> None:
         self._raw = raw
         self._length = length
         self._remaining = -1 if length is None else length
@@ -150,6 +148,8 @@ class InputStream:
         data = self._raw.read(size)
         if not data:
             if self._remaining > 0:
+                from wsgigate.errors import ClientDisconnected
+
                 raise ClientDisconnected(
                     f"request body ended after {self._length - self._remaining} "  # type: ignore[operator]
                     f"of {self._length} bytes"
@@ -202,7 +202,7 @@ class InputStream:
                 break
         return lines
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> "Iterator[bytes]":
         while line := self.readline():
             yield line
 
@@ -257,11 +257,11 @@ class FileWrapper:
 
     __slots__ = ("filelike", "blksize")
 
-    def __init__(self, filelike: Any, blksize: int = 65536) -> None:
+    def __init__(self, filelike: "Any", blksize: int = 65536) -> None:
         self.filelike = filelike
         self.blksize = blksize
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> "Iterator[bytes]":
         read = self.filelike.read
         while data := read(self.blksize):
             yield data

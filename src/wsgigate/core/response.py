@@ -4,13 +4,11 @@ CGI, FastCGI and SCGI all answer with the same head (``Status:`` line, headers, 
 it is serialized here once.
 """
 
-from __future__ import annotations
-
-from wsgigate.errors import ApplicationError
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from wsgigate.errors import ApplicationError
 
 # RFC 9110 section 7.6.1: connection-specific headers belong to the server, not the application.
 HOP_BY_HOP = frozenset(
@@ -36,10 +34,17 @@ _valid_names: dict[str, str] = {}
 _VALID_NAMES_MAX = 512
 
 
+def _invalid(message: str) -> "ApplicationError":
+    """The error for a broken response; wsgigate.errors is imported only when there is one."""
+    from wsgigate.errors import ApplicationError
+
+    return ApplicationError(message)
+
+
 def validate_status(status: object) -> int:
     """Check a WSGI status line such as ``"200 OK"``; return the status code."""
     if type(status) is not str:
-        raise ApplicationError(f"status must be str, not {type(status).__name__}")
+        raise _invalid(f"status must be str, not {type(status).__name__}")
     code = status[:3]
     if (
         len(status) < 4
@@ -48,23 +53,23 @@ def validate_status(status: object) -> int:
         or code[0] == "0"
         or not status.isprintable()
     ):
-        raise ApplicationError(f"invalid status line {status!r}: expected e.g. '200 OK'")
+        raise _invalid(f"invalid status line {status!r}: expected e.g. '200 OK'")
     if not status.isascii():
         try:
             status.encode("latin-1")  # the head is serialized as latin-1 by every gateway
         except UnicodeEncodeError:
-            raise ApplicationError(f"status line {status!r} is not latin-1") from None
+            raise _invalid(f"status line {status!r} is not latin-1") from None
     return int(code)
 
 
 def _check_name(name: object) -> str:
     if type(name) is not str:
-        raise ApplicationError(f"header name must be str, not {type(name).__name__}")
+        raise _invalid(f"header name must be str, not {type(name).__name__}")
     if not name or not _TCHAR.issuperset(name):
-        raise ApplicationError(f"invalid header name {name!r}")
+        raise _invalid(f"invalid header name {name!r}")
     lower = name.lower()
     if lower in HOP_BY_HOP:
-        raise ApplicationError(f"hop-by-hop header {name!r} is the server's to send, not the app's")
+        raise _invalid(f"hop-by-hop header {name!r} is the server's to send, not the app's")
     if len(_valid_names) < _VALID_NAMES_MAX:
         _valid_names[name] = lower
     return lower
@@ -73,34 +78,32 @@ def _check_name(name: object) -> str:
 def validate_headers(headers: object) -> int | None:
     """Check the application's header list; return its Content-Length if it gave one."""
     if not isinstance(headers, list):
-        raise ApplicationError(f"headers must be a list, not {type(headers).__name__}")
+        raise _invalid(f"headers must be a list, not {type(headers).__name__}")
     length = None
     for item in headers:
         if type(item) is not tuple or len(item) != 2:
-            raise ApplicationError(f"header {item!r} is not a (name, value) tuple")
+            raise _invalid(f"header {item!r} is not a (name, value) tuple")
         name, value = item
         lower = (_valid_names.get(name) if type(name) is str else None) or _check_name(name)
         if type(value) is not str:
-            raise ApplicationError(
-                f"value of header {name!r} must be str, not {type(value).__name__}"
-            )
+            raise _invalid(f"value of header {name!r} must be str, not {type(value).__name__}")
         if "\n" in value or "\r" in value or "\0" in value:
-            raise ApplicationError(f"value of header {name!r} contains CR, LF or NUL")
+            raise _invalid(f"value of header {name!r} contains CR, LF or NUL")
         if not value.isascii():
             try:
                 value.encode("latin-1")
             except UnicodeEncodeError:
-                raise ApplicationError(
+                raise _invalid(
                     f"value of header {name!r} is not latin-1; encode it (RFC 8187, RFC 2047)"
                 ) from None
         if lower == "content-length":
             if not (value.isascii() and value.isdigit()):
-                raise ApplicationError(f"invalid Content-Length {value!r}")
+                raise _invalid(f"invalid Content-Length {value!r}")
             length = int(value)
     return length
 
 
-def cgi_response_head(status: str, headers: Iterable[tuple[str, str]]) -> bytes:
+def cgi_response_head(status: str, headers: "Iterable[tuple[str, str]]") -> bytes:
     """Serialize a CGI response head (RFC 3875 section 6): ``Status:``, headers, blank line."""
     parts = ["Status: ", status, "\r\n"]
     for name, value in headers:

@@ -6,11 +6,8 @@ head together with the first non-empty body chunk, enforces the app's Content-Le
 calls ``close()``, and turns failures into a 500 or a cut-off response plus one log record.
 """
 
-from __future__ import annotations
-
 from wsgigate.core.environ import ErrorStream
-from wsgigate.core.response import validate_headers, validate_status
-from wsgigate.errors import ApplicationError, ClientDisconnected
+from wsgigate.core.response import _invalid, validate_headers, validate_status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,6 +15,8 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any, Protocol
     from wsgiref.types import WSGIApplication
+
+    from wsgigate.errors import ClientDisconnected
 
     ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -68,7 +67,7 @@ class _Exchange:
         "outcome",
     )
 
-    def __init__(self, environ: dict[str, Any], writer: ResponseWriter, debug: bool) -> None:
+    def __init__(self, environ: "dict[str, Any]", writer: "ResponseWriter", debug: bool) -> None:
         self.environ = environ
         self.writer = writer
         self.debug = debug
@@ -79,8 +78,8 @@ class _Exchange:
         self.outcome = Outcome()
 
     def start_response(
-        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
-    ) -> Callable[[bytes], object]:
+        self, status: str, headers: list[tuple[str, str]], exc_info: "ExcInfo | None" = None
+    ) -> "Callable[[bytes], object]":
         if exc_info is not None:
             try:
                 if self.head_sent:
@@ -88,7 +87,7 @@ class _Exchange:
             finally:
                 exc_info = None  # break the frame <-> traceback cycle
         elif self.status is not None:
-            raise ApplicationError("start_response() called a second time without exc_info")
+            raise _invalid("start_response() called a second time without exc_info")
         code = validate_status(status)
         length = validate_headers(headers)
         self.status = status
@@ -114,18 +113,18 @@ class _Exchange:
 
     def _head(self) -> None:
         if self.status is None:
-            raise ApplicationError("application sent body data before calling start_response()")
+            raise _invalid("application sent body data before calling start_response()")
         try:
             self.writer.start(self.status, self.headers)
         except Exception as exc:
-            raise ClientDisconnected(str(exc)) from exc
+            raise _disconnected(exc) from exc
         self.head_sent = True
 
     def write(self, data: bytes) -> None:
         """Send one body chunk (also the ``write()`` callable PEP 3333 gives the app)."""
         if type(data) is not bytes:
             if not isinstance(data, (bytes, bytearray, memoryview)):
-                raise ApplicationError(f"body chunks must be bytes, not {type(data).__name__}")
+                raise _invalid(f"body chunks must be bytes, not {type(data).__name__}")
             data = bytes(data)
         if not data:
             return
@@ -136,16 +135,16 @@ class _Exchange:
             try:
                 self.writer.write(data)
             except Exception as exc:
-                raise ClientDisconnected(str(exc)) from exc
+                raise _disconnected(exc) from exc
             self.outcome.sent += len(data)
 
     def finish(self, data: bytes = b"") -> None:
         if type(data) is not bytes:
             if not isinstance(data, (bytes, bytearray, memoryview)):
-                raise ApplicationError(f"body chunks must be bytes, not {type(data).__name__}")
+                raise _invalid(f"body chunks must be bytes, not {type(data).__name__}")
             data = bytes(data)
         if self.status is None:
-            raise ApplicationError("application returned without calling start_response()")
+            raise _invalid("application returned without calling start_response()")
         data = self._bounded(data)
         remaining = self.remaining  # -1 once an excess was truncated
         if remaining and remaining > 0 and not self._bodiless():
@@ -162,7 +161,7 @@ class _Exchange:
                 try:
                     self.writer.write(data)
                 except Exception as exc:
-                    raise ClientDisconnected(str(exc)) from exc
+                    raise _disconnected(exc) from exc
                 self.outcome.sent += len(data)
             return
         if not self.head_sent:
@@ -170,7 +169,7 @@ class _Exchange:
         try:
             self.writer.finish(data)
         except Exception as exc:
-            raise ClientDisconnected(str(exc)) from exc
+            raise _disconnected(exc) from exc
         self.outcome.sent += len(data)
         self.outcome.complete = True
 
@@ -203,13 +202,19 @@ class _Exchange:
         self.outcome.status = 500
         try:
             self.finish(body)
-        except ClientDisconnected:
+        except Exception as exc:
+            if not _is_disconnect(exc):
+                raise
             self.outcome.disconnected = True
 
 
 def run_app(
-    app: WSGIApplication, environ: dict[str, Any], writer: ResponseWriter, *, debug: bool = False
-) -> Outcome:
+    app: "WSGIApplication",
+    environ: "dict[str, Any]",
+    writer: "ResponseWriter",
+    *,
+    debug: bool = False,
+) -> "Outcome":
     """Run ``app`` for one request, sending the response to ``writer``; never raises for app errors.
 
     ``debug=True`` puts the traceback in the 500 body; leave it off in production.
@@ -228,11 +233,12 @@ def run_app(
             for chunk in result:
                 exchange.write(chunk)
             exchange.finish()
-    except ClientDisconnected as exc:
-        exchange.outcome.disconnected = True
-        _log().info("%s: client disconnected: %s", _request(environ), exc)
     except Exception as exc:
-        exchange.fail(exc)
+        if _is_disconnect(exc):
+            exchange.outcome.disconnected = True
+            _log().info("%s: client disconnected: %s", _request(environ), exc)
+        else:
+            exchange.fail(exc)
     finally:
         close = getattr(result, "close", None)
         if close is not None:
@@ -248,13 +254,27 @@ def run_app(
     return exchange.outcome
 
 
-def _request(environ: dict[str, Any]) -> str:
+def _disconnected(exc: Exception) -> "ClientDisconnected":
+    """The writer raised: the peer is gone. wsgigate.errors is imported on error paths only
+    (the CGI gateway pays for every import on every request)."""
+    from wsgigate.errors import ClientDisconnected
+
+    return ClientDisconnected(str(exc))
+
+
+def _is_disconnect(exc: Exception) -> bool:
+    from wsgigate.errors import ClientDisconnected
+
+    return isinstance(exc, ClientDisconnected)
+
+
+def _request(environ: "dict[str, Any]") -> str:
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     query = environ.get("QUERY_STRING")
     return f"{environ.get('REQUEST_METHOD', '?')} {path}{'?' + query if query else ''}"
 
 
-def _log() -> Any:
+def _log() -> "Any":
     import logging
 
     return logging.getLogger("wsgigate.error")

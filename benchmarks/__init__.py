@@ -41,6 +41,7 @@ class Options:
     connections: int = 4  # wrk -c
     threads: int = 2  # wrk -t
     python: str = ""  # interpreter for the processes a scenario starts ("" = this one)
+    together: bool = False  # a round drives every side at the same time (where supported)
     verbose: bool = False
 
 

@@ -32,6 +32,12 @@ def parse(argv: list[str]) -> tuple[list[str], Options, bool]:
         help="interpreter for the processes a scenario starts (default: this one)",
     )
     parser.add_argument(
+        "--together",
+        action="store_true",
+        help="drive every side of a round at the same time, each against its own server "
+        "(server scenarios): load from outside then hits every side alike",
+    )
+    parser.add_argument(
         "--write-docs",
         action="store_true",
         help="write the figures and this command into docs/benchmarks.md",
@@ -49,6 +55,7 @@ def parse(argv: list[str]) -> tuple[list[str], Options, bool]:
         connections=args.connections,
         threads=args.threads,
         python=args.python,
+        together=args.together,
         verbose=not args.quiet,
     )
     return args.scenarios or list(SCENARIOS), options, args.write_docs

@@ -34,9 +34,11 @@ from benchmarks.harness import (
     interleaved,
     interpreter,
     require,
-    server,
+    start_server,
+    stop_server,
     tool_version,
-    wrk,
+    wrk_result,
+    wrk_start,
 )
 
 # The config users deploy is the one measured, so the benchmark cannot drift away from it.
@@ -144,13 +146,8 @@ class Site:
             path.chmod(0o755)
         self.user = user
 
-    def measure(self, script: str) -> tuple[float, float]:
-        """One wrk run against a fresh lighttpd: (requests/s, requests per CPU-second).
-
-        CPU is what lighttpd and every CGI process it reaped spent (user + system), counted
-        once lighttpd has exited: unlike requests/s it barely moves when other work shares
-        the machine.
-        """
+    def _start(self, script: str) -> tuple[str, subprocess.Popen[bytes]]:
+        """A fresh lighttpd serving the scripts; returns the URL of ``script`` and the server."""
         port = free_port()
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env.update(
@@ -160,22 +157,59 @@ class Site:
             WSGIGATE_LOGDIR=str(self.logdir),
             WSGIGATE_USER=self.user,
         )
-        url = f"http://127.0.0.1:{port}/cgi-bin/{script}"
         argv = [self.lighttpd, "-D", "-f", str(CONFIG)]
-        started = children_cpu()
-        with server(argv, port=port, log=self.root / "lighttpd.out", env=env):
+        process = start_server(argv, port=port, log=self.root / f"{script}.out", env=env)
+        url = f"http://127.0.0.1:{port}/cgi-bin/{script}"
+        try:
             check(url)
-            before = children_cpu()
-            run = wrk(
-                url,
-                duration=self.options.duration,
-                threads=self.options.threads,
-                connections=self.options.connections,
-            )
-            client = children_cpu() - before
-            time.sleep(0.2)  # let lighttpd reap the last scripts before it is stopped
-        spent = children_cpu() - started - client
-        return run.rate, (run.requests + 1) / spent if spent > 0 else float("nan")
+        except BenchmarkError:
+            stop_server(process)
+            raise
+        return url, process
+
+    def measure_one(self, script: str) -> tuple[float, float]:
+        return self.measure([script])[script]
+
+    def measure(self, scripts: list[str]) -> dict[str, tuple[float, float]]:
+        """Drive each script with wrk against its own fresh lighttpd, all at the same time.
+
+        Returns (requests/s, requests per CPU-second) per script. CPU is what a lighttpd and
+        every CGI process it reaped spent (user + system), read when that lighttpd is reaped.
+        Given one script, this is a plain sequential measurement; given several, they share
+        the machine for the same seconds, so load from outside hits each of them alike.
+        """
+        servers: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
+        clients: dict[str, subprocess.Popen[str]] = {}
+        try:
+            for script in scripts:
+                servers[script] = self._start(script)
+            for script, (url, _) in servers.items():
+                clients[script] = wrk_start(
+                    url,
+                    duration=self.options.duration,
+                    threads=self.options.threads,
+                    connections=self.options.connections,
+                )
+            runs = {
+                script: wrk_result(clients[script], url) for script, (url, _) in servers.items()
+            }
+            time.sleep(0.2)  # let each lighttpd reap its last scripts before it is stopped
+            result = {}
+            for script, (_, process) in list(servers.items()):
+                before = children_cpu()
+                stop_server(process)
+                del servers[script]
+                spent = children_cpu() - before
+                cpu = (runs[script].requests + 1) / spent if spent > 0 else float("nan")
+                result[script] = (runs[script].rate, cpu)
+            return result
+        finally:
+            for client in clients.values():
+                if client.poll() is None:
+                    client.kill()
+                    client.communicate()
+            for _, process in servers.values():
+                stop_server(process)
 
 
 def run(options: Options) -> Result:
@@ -191,11 +225,19 @@ def run(options: Options) -> Result:
     root = Path(tempfile.mkdtemp(prefix="wsgigate-bench-cgi-"))
     try:
         site = Site(root, python, user, lighttpd, options)
-        samples = interleaved(
-            {side: partial(site.measure, script) for side, script in SIDES.items()},
-            options.rounds,
-            log,
-        )
+        if options.together:
+            samples: dict[str, list[tuple[float, float]]] = {side: [] for side in SIDES}
+            for number in range(1, options.rounds + 1):
+                figures = site.measure(list(SIDES.values()))
+                for side, script in SIDES.items():
+                    samples[side].append(figures[script])
+                    log(f"  round {number}/{options.rounds} {side}: {figures[script]}")
+        else:
+            samples = interleaved(
+                {side: partial(site.measure_one, script) for side, script in SIDES.items()},
+                options.rounds,
+                log,
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return Result(
@@ -211,8 +253,13 @@ def run(options: Options) -> Result:
             f"server: {tool_version([lighttpd, '-v'])} with `deploy/lighttpd/cgi.conf`, "
             f"scripts run as {user}",
             f"client: `wrk -t{options.threads} -c{options.connections} "
-            f"-d{max(1, round(options.duration))}s`, {options.rounds} interleaved rounds, "
-            "a fresh lighttpd for each",
+            f"-d{max(1, round(options.duration))}s` per script, {options.rounds} rounds, "
+            + (
+                "all three scripts driven at the same time in each round, each against its own "
+                "lighttpd (external load hits them alike)"
+                if options.together
+                else "interleaved (a, b, c, a, b, c...), a fresh lighttpd for each run"
+            ),
             f"wsgigate imported from `{package}` (.pyc compiled beforehand)",
         ],
     )

@@ -54,11 +54,10 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise BenchmarkError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-@contextlib.contextmanager
-def server(
+def start_server(
     argv: list[str], *, port: int, log: Path, env: Mapping[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a server for the block, in its own process group; TERM (then KILL) it afterwards."""
+) -> subprocess.Popen[bytes]:
+    """Start a server in its own process group and wait until it accepts connections."""
     with open(log, "wb") as out:
         process = subprocess.Popen(
             argv,
@@ -67,22 +66,37 @@ def server(
             env=dict(env) if env is not None else None,
             start_new_session=True,
         )
-        try:
-            try:
-                wait_for_port(port, process)
-            except BenchmarkError as exc:
-                detail = log.read_text(errors="replace")[-2000:]
-                raise BenchmarkError(f"{argv[0]}: {exc}\n{detail}") from None
-            yield process
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    try:
+        wait_for_port(port, process)
+    except BenchmarkError as exc:
+        stop_server(process)
+        detail = log.read_text(errors="replace")[-2000:]
+        raise BenchmarkError(f"{argv[0]}: {exc}\n{detail}") from None
+    return process
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """TERM the server's process group, KILL it if it lingers, and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextlib.contextmanager
+def server(
+    argv: list[str], *, port: int, log: Path, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server for the block; stop it afterwards."""
+    process = start_server(argv, port=port, log=log, env=env)
+    try:
+        yield process
+    finally:
+        stop_server(process)
 
 
 _RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
@@ -98,8 +112,10 @@ class WrkRun:
         self.requests = requests
 
 
-def wrk(url: str, *, duration: float, threads: int, connections: int) -> WrkRun:
-    """Run wrk against ``url``; any socket error or non-2xx answer fails the measurement."""
+def wrk_start(
+    url: str, *, duration: float, threads: int, connections: int
+) -> subprocess.Popen[str]:
+    """Start wrk against ``url``; :func:`wrk_result` waits for it and reads its figures."""
     argv = [
         require("wrk"),
         f"-t{threads}",
@@ -109,16 +125,27 @@ def wrk(url: str, *, duration: float, threads: int, connections: int) -> WrkRun:
         "10s",
         url,
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
-    if done.returncode != 0:
-        raise BenchmarkError(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
-    bad = _BAD.search(done.stdout)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wrk_result(process: subprocess.Popen[str], url: str) -> WrkRun:
+    """Wait for wrk; any socket error or non-2xx answer fails the measurement."""
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        raise BenchmarkError(f"wrk failed ({process.returncode}): {stderr.strip()}")
+    bad = _BAD.search(stdout)
     if bad:
         raise BenchmarkError(f"wrk against {url}: {bad.group(0).strip()}")
-    rate, count = _RPS.search(done.stdout), _COUNT.search(done.stdout)
+    rate, count = _RPS.search(stdout), _COUNT.search(stdout)
     if not rate or not count:
-        raise BenchmarkError(f"no Requests/sec in wrk's output:\n{done.stdout}")
+        raise BenchmarkError(f"no Requests/sec in wrk's output:\n{stdout}")
     return WrkRun(float(rate.group(1)), int(count.group(1)))
+
+
+def wrk(url: str, *, duration: float, threads: int, connections: int) -> WrkRun:
+    """Run wrk against ``url`` and return what it reached."""
+    started = wrk_start(url, duration=duration, threads=threads, connections=connections)
+    return wrk_result(started, url)
 
 
 def children_cpu() -> float:

@@ -287,8 +287,12 @@ def make_public(root: Path) -> None:
 
 def precompile(*paths: Path, python: str = sys.executable) -> None:
     """Write ``__pycache__`` now: the server's user may not, and would recompile every hit."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run(
-        [python, "-m", "compileall", "-q", *map(str, paths)], check=True, capture_output=True
+        [python, "-m", "compileall", "-q", *map(str, paths)],
+        check=True,
+        capture_output=True,
+        env=env,
     )
 
 
@@ -320,7 +324,7 @@ def _runs_as(user: str, python: str) -> bool:
         result = subprocess.run(
             [python, "-c", "import wsgiref.validate, json, hashlib"],
             user=user,
-            group=user,
+            group=pwd.getpwnam(user).pw_gid,
             extra_groups=[],
             cwd="/",
             env={"PATH": "/usr/bin:/bin"},

@@ -93,6 +93,7 @@ def build_site() -> Site:
         path.chmod(0o755)
     shutil.copy(DEPLOY / "apache" / "shared-hosting" / ".htaccess", site.www / "site")
     servers.precompile(site.lib)
+    assert list((site.lib / "wsgigate" / "__pycache__").glob("cgi.*.pyc")), "not precompiled"
     servers.make_public(site.root)
     return site
 

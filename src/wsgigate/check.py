@@ -105,13 +105,18 @@ def parse_cgi_response(data: bytes) -> ProbeResponse:
 
 
 def reference(app: WSGIApplication, request: ProbeRequest) -> ProbeResponse:
-    """Call the app directly with a wsgiref test environ."""
+    """Call the app directly with a wsgiref test environ; status and headers checked as the core
+    checks them (the validator lets hop-by-hop headers and non-latin-1 values through)."""
+    from wsgigate.core.response import validate_headers, validate_status
+
     environ: dict[str, Any] = dict(request.meta())
     environ["wsgi.input"] = io.BytesIO(request.body)
     setup_testing_defaults(environ)
     captured: list[Any] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        validate_status(status)
+        validate_headers(headers)
         captured[:] = [status, headers]
         return lambda data: chunks.append(data)
 

@@ -85,6 +85,11 @@ def build_site() -> Site:
         # (a local redirect: 200 with only a Location header).
         "cgi-bin/plain.cgi": probe.replace("run(validator(app),", "run(app,"),
         "site/app.cgi": probe,
+        # The command line instead of a Python script: `wsgigate run` must detect CGI.
+        "cgi-bin/cli.cgi": (
+            f"#!/bin/sh\nPYTHONPATH={site.lib} exec {python} -m wsgigate run"
+            f" {site.lib}/hello.py:app\n"
+        ),
     }
     for name, text in scripts.items():
         path = site.www / name
@@ -407,3 +412,10 @@ def test_example_script_echo_and_cookies(target: Target) -> None:
     assert response.header_all("Set-Cookie") == ["a=1; Path=/", "b=2; Path=/"]
     response = target.get("/cgi-bin/hello.cgi/stream")
     assert response.body == b"".join(f"line {i}\n".encode() for i in range(5))
+
+
+def test_wsgigate_run_detects_cgi(target: Target) -> None:
+    response = target.server.request("POST", "/cgi-bin/cli.cgi/echo", body=b"via the CLI")
+    assert (response.status, response.body) == (200, b"via the CLI"), target.server.log_tail()
+    response = target.get("/cgi-bin/cli.cgi/caf%C3%A9")
+    assert response.body.decode() == "Hello, café!\n"

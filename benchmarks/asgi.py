@@ -9,6 +9,8 @@ Four uvicorn processes (one worker each) serve the same 13-byte "Hello, world!":
 
 Requests per second count only successful (2xx) answers; a side with failed requests says how
 many in its name. The ratio column divides by a2wsgi (the bar: wsgigate >= 2x with zero errors).
+The machine is shared, so req/s moves with its load; "server CPU µs/req" (the server process's
+user + system CPU time over the requests it answered) depends much less on what else runs.
 The notes also give each bridge's hand-overs between the event loop and its worker threads per
 request, counted in-process on the same app.
 """
@@ -16,6 +18,7 @@ request, counted in-process on the same app.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import tempfile
@@ -72,6 +75,7 @@ SIDES = {
     "asgiref WsgiToAsgi": "bench_apps:asgiref_app",
 }
 BASELINE = "a2wsgi WSGIMiddleware"
+CPU = "server CPU µs/req"
 VERSIONS = """
 import importlib.metadata as m
 def v(p):
@@ -84,6 +88,12 @@ print(", ".join(v(p) for p in ("uvicorn", "uvloop", "httptools", "a2wsgi", "asgi
 
 _COUNT = re.compile(r"^\s*(\d+) requests in ([\d.]+)(m?s)", re.MULTILINE)
 _BAD = re.compile(r"^\s*(?:Non-2xx or 3xx responses|Socket errors):(.*)$", re.MULTILINE)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(url: str, options: Options) -> tuple[float, int, int]:
@@ -107,13 +117,17 @@ def run(options: Options) -> Result:
     work = Path(tempfile.mkdtemp(prefix="wsgigate-bench-asgi-"))
     (work / "bench_apps.py").write_text(APPS)
     failures: dict[str, list[tuple[int, int]]] = {side: [] for side in SIDES}
+    cpu: dict[str, list[float]] = {side: [] for side in SIDES}
     sides: dict[str, Callable[[], float]] = {}
     with _Servers(python, work) as urls:
-        for side, url in urls.items():
+        for side, (url, pid) in urls.items():
 
-            def one(side: str = side, url: str = url) -> float:
+            def one(side: str = side, url: str = url, pid: int = pid) -> float:
+                before = cpu_seconds(pid)
                 rate, requests, failed = measure(url, options)
+                spent = cpu_seconds(pid) - before
                 failures[side].append((failed, requests))
+                cpu[side].append(spent / max(requests - failed, 1) * 1e6)
                 return rate
 
             sides[side] = one
@@ -124,7 +138,7 @@ def run(options: Options) -> Result:
         failed = sum(f for f, _ in failures[side])
         total = sum(r for _, r in failures[side])
         note = f"{failed:,} of {total:,} requests failed" if failed else ""
-        rows.append(Row(side, values, note))
+        rows.append(Row(side, values, note, extras={CPU: cpu[side]}))
     versions = tool_version([python, "-c", VERSIONS])
     notes = [
         f"server: uvicorn, 1 worker, access log off; wrk -t{options.threads} "
@@ -133,7 +147,7 @@ def run(options: Options) -> Result:
         "loop <-> worker thread hand-overs per hello-world request (counted in-process): "
         + hops_note(),
     ]
-    return Result("req/s", True, BASELINE, rows, notes)
+    return Result("req/s", True, BASELINE, rows, notes, extras={CPU: False})
 
 
 class _Servers:
@@ -144,7 +158,7 @@ class _Servers:
         self.work = work
         self.stack: list[Any] = []
 
-    def __enter__(self) -> dict[str, str]:
+    def __enter__(self) -> dict[str, tuple[str, int]]:
         urls = {}
         try:
             for side, target in SIDES.items():
@@ -160,9 +174,9 @@ class _Servers:
                     log=self.work / f"{name}.log",
                     env={**_environ(), "PYTHONPATH": str(self.work)},
                 )
-                context.__enter__()
+                process = context.__enter__()
                 self.stack.append(context)
-                urls[side] = f"http://127.0.0.1:{port}/"
+                urls[side] = (f"http://127.0.0.1:{port}/", process.pid)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -174,8 +188,6 @@ class _Servers:
 
 
 def _environ() -> dict[str, str]:
-    import os
-
     return dict(os.environ)
 
 

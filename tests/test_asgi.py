@@ -656,3 +656,33 @@ def test_unknown_scope_type_raises() -> None:
 
     with pytest.raises(ValueError, match="cannot serve"):
         asyncio.run(WSGIApp(hello)({"type": "telepathy"}, nothing, ignore))
+
+
+def test_app_giving_up_on_a_short_body_ends_the_request_quietly() -> None:
+    def strict(environ: Environ, start_response: Any) -> list[bytes]:
+        environ["wsgi.input"].read()  # raises ClientDisconnected: 3 of 10 bytes
+        start_response("200 OK", [])
+        return [b"unreachable"]
+
+    scope = make_scope(method="POST", headers=[(b"content-length", b"10")])
+    client = run(WSGIApp(strict), scope, Client([b"abc"]))  # no ApplicationError
+    assert client.sent == []
+
+
+def test_check_probe_matches_the_direct_call() -> None:
+    from wsgigate.check import ProbeRequest, check
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        query = environ["QUERY_STRING"].encode()
+        return [environ["PATH_INFO"].encode("latin-1"), b"|", query, body]
+
+    request = ProbeRequest("POST", "/caf%C3%A9/%FF", "a=1&a=2", [("X-Y", "z")], b"data")
+    rows = {row.gateway: row for row in check(app, request)}
+    assert rows["asgi"].ok, rows["asgi"].reason
+    from wsgigate.asgi.probe import probe
+
+    response = probe(app, request)
+    assert response.status == "200 OK"
+    assert response.body == b"/caf\xc3\xa9/\xff|a=1&a=2data"

@@ -161,7 +161,8 @@ def server(
 ) -> Iterator[Server]:
     name: str = request.param
     if name == "granian":
-        binary = require_binary("granian")
+        # installed in the venv beside this interpreter; the venv need not be on PATH
+        binary = require_binary("granian", str(Path(sys.executable).parent / "granian"))
     else:
         pytest.importorskip(name)
     work = tmp_path_factory.mktemp(f"asgi-{name}")

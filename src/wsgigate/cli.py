@@ -161,6 +161,31 @@ def cmd_asgi(args: argparse.Namespace) -> int:
     return 0
 
 
+def args_fastcgi_request(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="PATH", help="request path and query, e.g. /health?x=1")
+    parser.add_argument(
+        "--connect", required=True, metavar="ADDRESS", help="HOST:PORT, [::1]:PORT or unix:/path"
+    )
+    parser.add_argument("--method", default="GET", help="request method (default: GET)")
+    parser.add_argument(
+        "--header", action="append", default=[], metavar="'NAME: VALUE'", help="request header"
+    )
+    parser.add_argument("--data", help="request body")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="add/replace a param"
+    )
+    parser.add_argument("--script-name", default="", help="SCRIPT_NAME of the app's mount point")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default: 10)")
+    parser.add_argument("-i", "--include", action="store_true", help="print the response head")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+
+
+def cmd_fastcgi_request(args: argparse.Namespace) -> int:
+    from wsgigate.fastcgi.client import main
+
+    return main(args)
+
+
 # name -> (help, add_arguments, run). Gateways add their commands here.
 COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -172,6 +197,11 @@ COMMANDS: dict[
     ),
     "cgi": ("answer one CGI request (RFC 3875) from the environment and stdin", args_cgi, cmd_cgi),
     "check": ("run the app through every gateway and print a table", args_check, cmd_check),
+    "fastcgi-request": (
+        "send one request to a FastCGI server (health check); exit 0 on 2xx/3xx",
+        args_fastcgi_request,
+        cmd_fastcgi_request,
+    ),
     "asgi": ("serve the app from an ASGI server (uvicorn, hypercorn)", args_asgi, cmd_asgi),
 }
 

@@ -686,3 +686,18 @@ def test_check_probe_matches_the_direct_call() -> None:
     response = probe(app, request)
     assert response.status == "200 OK"
     assert response.body == b"/caf\xc3\xa9/\xff|a=1&a=2data"
+
+
+def test_body_read_after_the_loop_closed_is_a_disconnect() -> None:
+    loop = asyncio.new_event_loop()
+    loop.close()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    channel = asgi._Channel(loop, receive, body_done=False)
+    with pytest.raises(ClientDisconnected, match="server stopped"):
+        channel.read_message()
+    with pytest.raises(ClientDisconnected):
+        channel.write(b"x")  # waking a closed loop marks the client gone
+        channel.write(b"y")

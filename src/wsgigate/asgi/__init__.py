@@ -246,7 +246,12 @@ class _Channel:
         if self.gone:
             raise ClientDisconnected("client disconnected")
         self.hops += 1
-        future = asyncio.run_coroutine_threadsafe(_receive(self.receive), self.loop)
+        pull = _receive(self.receive)
+        try:
+            future = asyncio.run_coroutine_threadsafe(pull, self.loop)
+        except RuntimeError:  # the loop is closed: the server is gone
+            pull.close()
+            raise ClientDisconnected("server stopped while reading the body") from None
         while True:
             try:
                 message = future.result(_POLL)

@@ -447,3 +447,65 @@ def test_wsgiapp_has_no_errors_under_the_same_load(tmp_path: Path) -> None:
     assert total > 100
     assert failed == 0
     assert "Traceback" not in log and "ERROR" not in log
+
+
+# ---- wsgigate asgi: other binds, bad options -----------------------------------------------
+
+
+def _get_over(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /env/bind HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("name", ["uvicorn", "hypercorn"])
+def test_cli_serves_on_ipv6_loopback_and_unix_socket(name: str, tmp_path: Path) -> None:
+    pytest.importorskip(name)
+    (tmp_path / "marks").mkdir()
+    (tmp_path / "asgi_target.py").write_text(APP)
+    env = {"ASGI_TEST_MARKS": str(tmp_path / "marks"), "PYTHONPATH": str(tmp_path)}
+    base = [sys.executable, "-m", "wsgigate", "asgi", "asgi_target:app", "--server", name]
+    port = free_port()
+    with running(base + ["--bind", f"[::1]:{port}"], env=env, cwd=tmp_path, log=tmp_path / "6"):
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                sock = socket.create_connection(("::1", port), timeout=10)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        with sock:
+            response = _get_over(sock)
+    assert response.startswith(b"HTTP/1.1 200"), response[:200]
+    assert b'"REMOTE_ADDR": "::1"' in response
+    path = tmp_path / "app.sock"
+    with running(base + ["--bind", f"unix:{path}"], env=env, cwd=tmp_path, log=tmp_path / "u"):
+        deadline = time.monotonic() + 10
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(str(path))
+            response = _get_over(sock)
+    assert response.startswith(b"HTTP/1.1 200"), response[:200]
+    assert b'"PATH_INFO": "/env/bind"' in response
+
+
+def test_cli_refuses_a_bad_bind_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "asgi_target.py").write_text(APP)
+    done = subprocess.run(
+        [sys.executable, "-m", "wsgigate", "asgi", "asgi_target:app", "--bind", "fd://3"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path), "ASGI_TEST_MARKS": str(tmp_path)},
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "wsgigate: error: bind 'fd://3': the ASGI servers take HOST:PORT or unix:/path"
+    ]

@@ -10,6 +10,7 @@ saw as JSON (PEP 3333 native strings survive JSON unchanged), plus what it read 
   local redirect, which the server answers itself by serving that URL instead
 - ``cookies``: three ``Set-Cookie`` headers
 - ``stream``: 200 chunks from a generator, no Content-Length
+- ``slow-stream``: 100 chunks of 10 KiB, 0.1 s apart (a client leaves halfway)
 - ``binary``: every byte value, 4096 times (1 MiB)
 - ``boom``: raise before start_response
 - ``breach``: a 200 without Content-Type, which PEP 3333's validator rejects (proves it runs)
@@ -60,6 +61,15 @@ def stream() -> Iterator[bytes]:
         yield f"chunk {i:03d}\n".encode()
 
 
+def slow_stream() -> Iterator[bytes]:
+    """Ten seconds of chunks: for a client that leaves early."""
+    import time
+
+    for i in range(100):
+        yield f"slow {i:03d}\n".encode() * 1024
+        time.sleep(0.1)
+
+
 def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
     probe = environ.get("HTTP_X_PROBE", "environ")
     if probe == "hello":
@@ -99,6 +109,9 @@ def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[byt
     if probe == "stream":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return stream()
+    if probe == "slow-stream":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return slow_stream()
     if probe == "binary":
         start_response(
             "200 OK",

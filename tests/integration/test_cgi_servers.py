@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -349,6 +351,36 @@ def test_streaming_response_arrives_whole(target: Target) -> None:
     response = target.get("/cgi-bin/app.cgi/s", **{"X-Probe": "stream"})
     assert response.status == 200, response
     assert response.body == b"".join(f"chunk {i:03d}\n".encode() for i in range(200))
+
+
+def scripts_running(directory: Path) -> list[str]:
+    """Command lines of the processes running a script from ``directory``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(directory) in cmdline:
+                found.append(cmdline)
+    return found
+
+
+def test_client_leaving_mid_stream_ends_the_script(target: Target, site: Site) -> None:
+    """The first chunks arrive while the app still streams (it takes 10 s); the client leaves
+    and the server ends the script, with nothing alarming in its logs."""
+    mark = target.server.log_mark()
+    address = (target.server.host, target.server.port)
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(b"GET /cgi-bin/app.cgi/x HTTP/1.1\r\nHost: x\r\nX-Probe: slow-stream\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        assert scripts_running(site.www / "cgi-bin"), "the script should still be streaming"
+    deadline = time.monotonic() + 8  # the script would stream for 10 s
+    while scripts_running(site.www / "cgi-bin") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not scripts_running(site.www / "cgi-bin")
+    assert "Traceback" not in target.server.log_text(mark), target.server.log_tail()
 
 
 def test_head(target: Target) -> None:

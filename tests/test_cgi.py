@@ -18,8 +18,11 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.support import ROOT
 from wsgigate import cgi
@@ -491,6 +494,41 @@ def test_absolute_form_without_path() -> None:
 def test_no_request_uri_no_change() -> None:
     meta = {k: v for k, v in APACHE_REWRITE.items() if k != "REQUEST_URI"}
     assert fixed(meta) == ("/site/app.cgi", CAFE)
+
+
+segment = st.text(
+    st.characters(codec="latin-1", exclude_characters="/?#\x00"), min_size=1, max_size=8
+).filter(lambda text: text not in (".", ".."))
+path = st.lists(segment, min_size=1, max_size=4).map(lambda parts: "/" + "/".join(parts))
+mount = st.lists(st.text("abcxyz-_", min_size=1, max_size=6), max_size=3).map(
+    lambda parts: "".join("/" + part for part in parts)
+)
+
+
+def on_the_wire(native: str) -> str:
+    """How a client sends a PEP 3333 native path: its bytes, percent-encoded."""
+    return quote(native.encode("latin-1"), safe="/")
+
+
+@given(path_info=path, query=st.sampled_from(["", "?a=1&a=2&b="]))
+def test_direct_requests_are_left_alone(path_info: str, query: str) -> None:
+    meta = {
+        **APACHE_SCRIPT,
+        "PATH_INFO": path_info,
+        "REQUEST_URI": on_the_wire("/cgi-bin/app.cgi" + path_info) + query,
+    }
+    assert fixed(meta) == ("/cgi-bin/app.cgi", path_info)
+
+
+@given(mount_point=mount, path_info=path)
+def test_rewrites_are_undone(mount_point: str, path_info: str) -> None:
+    """Any mount point, any PATH_INFO (even one that repeats the script's name)."""
+    meta = {
+        **APACHE_REWRITE,
+        "PATH_INFO": path_info,
+        "REQUEST_URI": on_the_wire(mount_point + path_info) + "?q",
+    }
+    assert fixed(meta) == (mount_point, path_info)
 
 
 # --- run(): one whole request ---------------------------------------------------------------

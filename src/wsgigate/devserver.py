@@ -11,8 +11,15 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from wsgigate import __version__
-from wsgigate.core.environ import ErrorStream, InputStream, build_environ, unquote_to_wsgi
+from wsgigate.core.environ import (
+    ErrorStream,
+    InputStream,
+    build_environ,
+    content_length,
+    unquote_to_wsgi,
+)
 from wsgigate.core.runner import run_app
+from wsgigate.errors import ClientDisconnected, ConfigurationError, ProtocolError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,8 +33,6 @@ def parse_host_port(bind: str) -> tuple[str, int]:
     """``HOST:PORT`` or ``[V6]:PORT`` to a (host, port) pair."""
     host, sep, port = bind.rpartition(":")
     if not sep or not port.isdigit():
-        from wsgigate.errors import ConfigurationError
-
         raise ConfigurationError(f"bind {bind!r}: expected HOST:PORT, e.g. 127.0.0.1:8000")
     return host.strip("[]") or "127.0.0.1", int(port)
 
@@ -48,6 +53,8 @@ class HTTPWriter:
     def start(self, status: str, headers: list[tuple[str, str]]) -> None:
         self.status, self.headers = status, headers
         self.head_pending = True
+        if status[:1] == "1" or status[:3] in ("204", "304"):
+            self.head_only = True  # a body here would be read as the next response
 
     def _head(self, body_length: int | None) -> bytes:
         lines = [f"HTTP/1.1 {self.status}\r\n", f"Server: {SERVER_SOFTWARE}\r\n"]
@@ -150,8 +157,15 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
 
     def run_wsgi(self) -> None:
         meta = self.meta()
-        length = meta.get("CONTENT_LENGTH", "")
-        body_length = int(length) if length.isdigit() else 0
+        try:
+            if len(set(self.headers.get_all("Content-Length", ()))) > 1:
+                raise ProtocolError("conflicting Content-Length headers")
+            body_length = content_length(meta) or 0
+        except ProtocolError as exc:
+            # a body we cannot frame would be parsed as the next request: answer and close
+            self.close_connection = True
+            self.send_error(400, str(exc))
+            return
         body = InputStream(self.rfile, body_length)
         environ = build_environ(
             meta,
@@ -167,7 +181,10 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:
             # Unread body bytes would be parsed as the next request.
-            body.drain()
+            try:
+                body.drain()
+            except (ClientDisconnected, OSError):
+                self.close_connection = True  # the client left mid-body: nothing to answer
         self.log_request(outcome.status, outcome.sent)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -194,7 +211,11 @@ class WSGIDevServer(ThreadingHTTPServer):
 def make_server(
     app: WSGIApplication, bind: str = "127.0.0.1:8000", debug: bool = False
 ) -> WSGIDevServer:
-    return WSGIDevServer(parse_host_port(bind), app, debug)
+    address = parse_host_port(bind)
+    try:
+        return WSGIDevServer(address, app, debug)
+    except OSError as exc:
+        raise ConfigurationError(f"bind {bind!r}: cannot listen there: {exc}") from None
 
 
 def serve(app: WSGIApplication, *, bind: str = "127.0.0.1:8000", debug: bool = False) -> None:

@@ -37,8 +37,13 @@ def fd0_is_listening_socket() -> bool:
     try:
         if not stat.S_ISSOCK(os.fstat(0).st_mode):
             return False
-        sock = socket.socket(fileno=os.dup(0))
+        fd = os.dup(0)
     except OSError:
+        return False
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        os.close(fd)  # socket() does not take ownership when it fails
         return False
     try:
         return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))

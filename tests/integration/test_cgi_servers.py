@@ -99,6 +99,9 @@ def build_site() -> Site:
         path.write_text(text)
         path.chmod(0o755)
     shutil.copy(DEPLOY / "apache" / "shared-hosting" / ".htaccess", site.www / "site")
+    for static in ("static/hello.txt", "site/hello.txt"):  # served as files, not by the app
+        (site.www / static).parent.mkdir(exist_ok=True)
+        (site.www / static).write_text("static file\n")
     servers.precompile(site.lib)
     assert list((site.lib / "wsgigate" / "__pycache__").glob("cgi.*.pyc")), "not precompiled"
     servers.make_public(site.root)
@@ -108,9 +111,10 @@ def build_site() -> Site:
 class Target:
     """A running server plus where its rewrite rule mounts the app."""
 
-    def __init__(self, server: servers.Server, mount: str) -> None:
+    def __init__(self, server: servers.Server, mount: str, static: str) -> None:
         self.server = server
         self.mount = mount  # SCRIPT_NAME the app should see behind the rewrite rule
+        self.static = static  # a file the rewrite rule leaves to the server
         self.name = server.name
 
     def get(self, target: str, **headers: str) -> servers.Response:
@@ -141,10 +145,10 @@ def target(request: pytest.FixtureRequest, site: Site) -> Iterator[Target]:
     env = {"WSGIGATE_DOCROOT": str(site.www), "WSGIGATE_SCRIPT": "/cgi-bin/app.cgi"}
     if request.param == "lighttpd":
         with servers.lighttpd(DEPLOY / "lighttpd" / "cgi.conf", env=env) as server:
-            yield Target(server, mount="")
+            yield Target(server, mount="", static="/static/hello.txt")
     else:
         with servers.apache(DEPLOY / "apache" / "cgi.conf", env=env) as server:
-            yield Target(server, mount="/site")
+            yield Target(server, mount="/site", static="/site/hello.txt")
 
 
 def wsgi_to_text(value: str) -> str:
@@ -184,6 +188,12 @@ def test_rewrite_rule_hides_the_script_name(target: Target, path: str, path_info
     env = target.environ("GET", target.mount + path + "?x=1&x=2")["environ"]
     assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == (target.mount, path_info)
     assert env["QUERY_STRING"] == "x=1&x=2"
+
+
+def test_rewrite_rule_leaves_static_files_to_the_server(target: Target) -> None:
+    response = target.get(target.static)
+    assert (response.status, response.body) == (200, b"static file\n")
+    assert response.header("Content-Type") == "text/plain"
 
 
 def test_repeated_slashes_are_not_mistaken_for_a_rewrite(target: Target) -> None:

@@ -353,6 +353,20 @@ def download(server: Server, size: int) -> int:
         conn.close()
 
 
+def test_slow_client_does_not_make_the_server_buffer_the_body(server: Server) -> None:
+    before, _ = server.memory()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(f"GET /download?{GIB} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        got = 0
+        while got < 1 << 20:
+            got += len(sock.recv(65536))
+        with Sampler(server) as sampler:
+            time.sleep(1.5)  # the client stops reading; the app could produce 1 GiB meanwhile
+    grew = max(sampler.peak, server.memory()[0]) - before
+    assert grew < RSS_LIMIT, f"{server.name} buffered {grew >> 20} MiB for a stalled client"
+
+
 # ---- disconnects and concurrency -----------------------------------------------------------
 
 

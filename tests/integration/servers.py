@@ -37,7 +37,7 @@ import sysconfig
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tests.support import free_port, render, require_binary, running
@@ -174,14 +174,16 @@ def lighttpd(config: Path, *, env: Mapping[str, str] | None = None) -> Iterator[
 
 
 @contextlib.contextmanager
-def apache(config: Path, *, env: Mapping[str, str] | None = None) -> Iterator[Server]:
-    """Run ``apache2 -DFOREGROUND -f config`` (never the system config)."""
+def apache(
+    config: Path, *, env: Mapping[str, str] | None = None, defines: Sequence[str] = ()
+) -> Iterator[Server]:
+    """Run ``apache2 -DFOREGROUND -f config`` (never the system config), ``-D`` each define."""
     binary = require_binary("apache2", "/usr/sbin/apache2", "httpd", "/usr/sbin/httpd")
     with _started("apache", config, env) as (port, logdir, values):
         values.setdefault("WSGIGATE_MODULES", APACHE_MODULES)
-        yield from _serve(
-            "apache", [binary, "-DFOREGROUND", "-f", str(config)], port, logdir, values
-        )
+        argv = [binary, "-DFOREGROUND", *(f"-D{name}" for name in defines), "-f", str(config)]
+        name = " ".join(["apache", *(f"-D{name}" for name in defines)])
+        yield from _serve(name, argv, port, logdir, values)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""wsgigate.cgi behind real lighttpd (mod_cgi) and real Apache httpd (mod_cgid).
+"""wsgigate.cgi behind real lighttpd (mod_cgi) and real Apache httpd (mod_cgid and mod_cgi).
 
 Each server is started once for this module from its config in deploy/, on a free loopback
 port. The scripts run the app wrapped in ``wsgiref.validate.validator`` with its warnings turned
@@ -140,14 +140,16 @@ def site() -> Iterator[Site]:
         shutil.rmtree(built.root, ignore_errors=True)
 
 
-@pytest.fixture(scope="module", params=["lighttpd", "apache"])
+@pytest.fixture(scope="module", params=["lighttpd", "apache-mod_cgid", "apache-mod_cgi"])
 def target(request: pytest.FixtureRequest, site: Site) -> Iterator[Target]:
     env = {"WSGIGATE_DOCROOT": str(site.www), "WSGIGATE_SCRIPT": "/cgi-bin/app.cgi"}
     if request.param == "lighttpd":
         with servers.lighttpd(DEPLOY / "lighttpd" / "cgi.conf", env=env) as server:
             yield Target(server, mount="", static="/static/hello.txt")
     else:
-        with servers.apache(DEPLOY / "apache" / "cgi.conf", env=env) as server:
+        defines = ["MOD_CGI"] if request.param == "apache-mod_cgi" else []
+        config = DEPLOY / "apache" / "cgi.conf"
+        with servers.apache(config, env=env, defines=defines) as server:
             yield Target(server, mount="/site", static="/site/hello.txt")
 
 

@@ -342,11 +342,12 @@ class _Channel:
 
     async def _watch(self) -> None:
         """Wait for ``http.disconnect`` while a streamed response is on its way."""
-        while True:
-            message = await self.receive()
-            if message.get("type") == "http.disconnect":
-                self.disconnected()
-                return
+        try:
+            while (await self.receive()).get("type") != "http.disconnect":
+                pass
+        except Exception:  # a receive() that fails: the client is as good as gone
+            pass
+        self.disconnected()
 
 
 async def _receive(receive: Receive) -> Message:

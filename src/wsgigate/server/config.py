@@ -1,0 +1,222 @@
+"""Server settings, shared by every socket gateway, and their command-line options.
+
+Option names follow gunicorn where gunicorn has one (``--bind``, ``--workers``, ``--threads``,
+``--timeout``, ``--graceful-timeout``, ``--keep-alive``, ``--max-requests``,
+``--max-requests-jitter``, ``--backlog``, ``--umask``, ``--access-logfile``,
+``--access-logformat``), so an operator moving from gunicorn keeps their habits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wsgigate.errors import ConfigurationError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+
+@dataclass
+class ServerConfig:
+    """Everything the runtime needs besides the protocol handler.
+
+    ``workers=0`` is single-process mode: no arbiter, the one worker runs in this process (no
+    respawn, no recycling, SIGHUP ignored). ``workers>=1`` forks that many worker processes
+    under an arbiter that restarts them.
+    """
+
+    bind: list[str] = field(default_factory=list)
+    workers: int = 1
+    threads: int = 4
+    queue: int = 0  # connections waiting for a thread; 0 = 4 * threads
+    backlog: int = 2048
+    timeout: float = 30.0  # a worker silent this long (or with every thread stuck) is killed
+    graceful_timeout: float = 30.0
+    keepalive: float = 75.0  # idle kept-alive connection lifetime
+    max_requests: int = 0
+    max_requests_jitter: int = 0
+    umask: int | None = None
+    socket_mode: int | None = None
+    socket_owner: str | None = None
+    access_log_format: str | None = None
+    name: str = "wsgigate"  # protocol name for log lines, e.g. "fastcgi"
+
+    def check(self) -> None:
+        """One-line errors for impossible values."""
+        if self.workers < 0:
+            raise ConfigurationError(
+                f"--workers {self.workers}: must be 0 (single process) or more"
+            )
+        if self.threads < 1:
+            raise ConfigurationError(f"--threads {self.threads}: must be at least 1")
+        for name in ("timeout", "graceful_timeout", "keepalive"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"--{name.replace('_', '-')} must not be negative")
+        if self.max_requests < 0 or self.max_requests_jitter < 0:
+            raise ConfigurationError(
+                "--max-requests and --max-requests-jitter must not be negative"
+            )
+        if self.queue < 0:
+            raise ConfigurationError("--queue must not be negative")
+        if self.access_log_format:
+            from wsgigate.server.accesslog import check_format
+
+            check_format(self.access_log_format)
+
+    @property
+    def queue_size(self) -> int:
+        return self.queue or 4 * self.threads
+
+
+def _octal(text: str) -> int:
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise ConfigurationError(f"{text!r} is not an octal number, e.g. 0o22 or 660") from None
+
+
+def add_server_arguments(parser: argparse.ArgumentParser, default_bind: str) -> None:
+    """The runtime's options, for ``wsgigate fastcgi`` / ``wsgigate scgi``."""
+    group = parser.add_argument_group("server")
+    group.add_argument(
+        "-b",
+        "--bind",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help=f"HOST:PORT, [::1]:PORT, unix:/path[,MODE], fd://N or systemd; repeatable "
+        f"(default: systemd sockets or fd 0 when inherited, else {default_bind})",
+    )
+    group.add_argument(
+        "-w",
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes; 0 = single process, no arbiter (default: 1)",
+    )
+    group.add_argument("--threads", type=int, default=4, help="threads per worker (default: 4)")
+    group.add_argument(
+        "--queue",
+        type=int,
+        default=0,
+        help="connections waiting for a thread before new ones are answered as overloaded "
+        "(default: 4 x threads)",
+    )
+    group.add_argument("--backlog", type=int, default=2048, help="listen() backlog")
+    group.add_argument(
+        "-t",
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="kill a worker that stops answering the arbiter, or whose every thread has been "
+        "stuck in one request, for this many seconds (default: 30)",
+    )
+    group.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, seconds to finish in-flight requests (default: 30)",
+    )
+    group.add_argument(
+        "--keep-alive",
+        dest="keepalive",
+        type=float,
+        default=75.0,
+        help="seconds an idle kept-alive connection stays open (default: 75)",
+    )
+    group.add_argument(
+        "--max-requests",
+        type=int,
+        default=0,
+        help="recycle a worker after this many requests; 0 = never (default: 0)",
+    )
+    group.add_argument(
+        "--max-requests-jitter",
+        type=int,
+        default=0,
+        help="add up to this many requests at random to --max-requests, per worker",
+    )
+    group.add_argument("--umask", type=_octal, help="process umask, octal (e.g. 007)")
+    group.add_argument(
+        "--socket-mode", type=_octal, help="mode of unix socket files, octal (e.g. 660)"
+    )
+    group.add_argument("--socket-owner", metavar="USER[:GROUP]", help="owner of unix socket files")
+    group.add_argument(
+        "--access-logfile",
+        default="-",
+        metavar="FILE",
+        help="where access log lines go; '-' = stdout (default), 'none' = no access log",
+    )
+    group.add_argument(
+        "--access-logformat",
+        metavar="FORMAT",
+        help="access log format with gunicorn atoms (default: Apache combined)",
+    )
+
+
+def config_from_args(args: argparse.Namespace, name: str, default_bind: str) -> ServerConfig:
+    from wsgigate.server.bind import default_binds
+
+    config = ServerConfig(
+        bind=list(args.bind) or default_binds(default_bind),
+        workers=args.workers,
+        threads=args.threads,
+        queue=args.queue,
+        backlog=args.backlog,
+        timeout=args.timeout,
+        graceful_timeout=args.graceful_timeout,
+        keepalive=args.keepalive,
+        max_requests=args.max_requests,
+        max_requests_jitter=args.max_requests_jitter,
+        umask=args.umask,
+        socket_mode=args.socket_mode,
+        socket_owner=args.socket_owner,
+        access_log_format=args.access_logformat,
+        name=name,
+    )
+    config.check()
+    return config
+
+
+def config_from_options(name: str, default_bind: str, **options: Any) -> ServerConfig:
+    """A ServerConfig from ``serve(app, bind=..., workers=..., ...)`` keyword arguments."""
+    from wsgigate.server.bind import default_binds
+
+    bind = options.pop("bind", None)
+    if bind is None:
+        binds = default_binds(default_bind)
+    elif isinstance(bind, str):
+        binds = [bind]
+    else:
+        binds = list(bind)
+    known = set(ServerConfig.__dataclass_fields__)
+    unknown = set(options) - known
+    if unknown:
+        raise ConfigurationError(f"unknown server option(s): {', '.join(sorted(unknown))}")
+    config = ServerConfig(bind=binds, name=name, **options)
+    config.check()
+    return config
+
+
+def configure_access_log(target: str) -> None:
+    """Send ``wsgigate.access`` lines, unadorned, to a file or stdout (``-``); ``none`` = off."""
+    import logging
+    import sys
+
+    logger = logging.getLogger("wsgigate.access")
+    logger.propagate = False
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    if target.lower() == "none":
+        logger.disabled = True
+        return
+    handler: logging.Handler
+    if target == "-":
+        handler = logging.StreamHandler(sys.stdout)
+    else:
+        handler = logging.FileHandler(target, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

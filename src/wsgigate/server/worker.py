@@ -1,0 +1,399 @@
+"""One worker: an accept loop on ``selectors`` (epoll/poll, never ``select()``) feeding a bounded
+pool of threads that run the protocol's :class:`ConnectionHandler`.
+
+The main thread owns the selector: it accepts new connections, watches idle kept-alive ones,
+and hands any connection with data to the pool through a bounded queue. A pool thread runs the
+handler for as long as the connection has requests ready, then gives it back to the main thread
+to wait for the next one, so idle keep-alive connections (nginx's ``keepalive`` pool) never hold a
+thread. When every thread is busy and the queue is full, the handler's ``overloaded`` hook
+answers the new connection (FastCGI: ``END_REQUEST`` with ``FCGI_OVERLOADED``) instead of
+leaving it to a bare close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import random
+import selectors
+import signal
+import socket
+import threading
+import time
+from collections import deque
+
+from wsgigate.server.accesslog import AccessLog
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
+    from wsgigate.server.bind import Listener
+    from wsgigate.server.config import ServerConfig
+
+
+log = logging.getLogger("wsgigate.error")
+
+
+class Connection:
+    """One accepted connection, as a handler sees it.
+
+    ``sock`` is blocking with the server's I/O timeout; ``peer`` is what ``accept()`` returned
+    (``""`` for unix sockets); ``state`` is the handler's own per-connection object (a codec)
+    kept across requests on a kept-alive connection.
+    """
+
+    __slots__ = ("sock", "peer", "listener", "worker", "state", "idle_since", "slot")
+
+    def __init__(self, sock: socket.socket, peer: Any, listener: Listener, worker: Worker) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.listener = listener
+        self.worker = worker
+        self.state: Any = None
+        self.idle_since = 0.0
+        self.slot = -1  # index of the pool thread serving it
+
+    @property
+    def peer_host(self) -> str:
+        """The peer's IP address, ``""`` on a unix socket."""
+        if isinstance(self.peer, tuple) and self.peer:
+            return str(self.peer[0])
+        return ""
+
+    @property
+    def stopping(self) -> bool:
+        """The worker is shutting down: finish the current request, then close."""
+        return self.worker.stopping
+
+    def begin_request(self) -> float:
+        """A request starts (its head is complete); returns its start time for end_request."""
+        now = time.monotonic()
+        if self.slot >= 0:
+            self.worker.busy[self.slot] = now
+        return now
+
+    def end_request(
+        self, environ: Mapping[str, Any] | None, status: int, sent: int, started: float
+    ) -> None:
+        """Write the access log line and count the request (for --max-requests)."""
+        if environ is not None:
+            self.worker.access_log.log(
+                environ, status, sent, time.monotonic() - started, self.peer_host
+            )
+        self.worker.request_done()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class ConnectionHandler:
+    """The protocol's part of a server (FastCGI, SCGI). One instance, called from many threads.
+
+    Subclasses implement :meth:`handle`; :meth:`overloaded` is the hook for a full pool.
+    """
+
+    name = "wsgigate"
+
+    def handle(self, conn: Connection) -> bool:
+        """Serve requests on ``conn`` until it has no more data ready.
+
+        Return True to keep the connection (the runtime waits for its next request, up to
+        --keep-alive seconds, and calls ``handle`` again), False to have it closed. Exceptions
+        are logged and close the connection; they never reach the worker.
+        """
+        raise NotImplementedError
+
+    def overloaded(self, conn: Connection) -> None:
+        """Every thread is busy and the queue is full: answer ``conn`` quickly, or close it.
+
+        Runs on the worker's main thread, so it must not block for long; the runtime closes the
+        connection afterwards.
+        """
+        log.warning(
+            "%s: all %d threads busy, queue full; closing a new connection",
+            self.name,
+            conn.worker.config.threads,
+        )
+
+    def close(self, conn: Connection) -> None:
+        """Called before the runtime closes ``conn`` (idle timeout, shutdown); a no-op here."""
+
+
+class Worker:
+    """Serve ``listeners`` with ``handler`` until told to stop.
+
+    ``heartbeat`` (given by the arbiter) is called at least once a second while the worker is
+    healthy; it is withheld when every thread has been stuck in one request for longer than
+    ``config.timeout``, so the arbiter replaces a hung worker. ``forked`` says whether signals
+    come from an arbiter (SIGTERM graceful, SIGQUIT immediate, SIGINT ignored) or from the
+    user directly (single-process mode: SIGTERM/SIGINT graceful, a second one immediate).
+    """
+
+    def __init__(
+        self,
+        listeners: list[Listener],
+        handler: ConnectionHandler,
+        config: ServerConfig,
+        *,
+        heartbeat: Callable[[], None] | None = None,
+        forked: bool = False,
+    ) -> None:
+        self.listeners = listeners
+        self.handler = handler
+        self.config = config
+        self.heartbeat = heartbeat
+        self.forked = forked
+        self.access_log = AccessLog(config.access_log_format)
+        self.busy = [0.0] * config.threads
+        self.requests = 0
+        self.max_requests = 0
+        if config.max_requests:
+            self.max_requests = config.max_requests + random.randint(0, config.max_requests_jitter)
+        self.stopping = False
+        self.forced = False
+        self._queue: queue.Queue[Connection | None] = queue.Queue(config.queue_size)
+        self._returned: deque[Connection] = deque()
+        self._lock = threading.Lock()
+        self._inflight = 0
+        self._idle: dict[int, Connection] = {}
+        self._wake_r = self._wake_w = -1
+        self._stop_reason = ""
+        self._hung_logged = False
+
+    # -- called from pool threads ------------------------------------------------------------
+
+    def request_done(self) -> None:
+        with self._lock:
+            self.requests += 1
+            count = self.requests
+        if self.max_requests and count == self.max_requests:
+            self.stop(f"served {count} requests (--max-requests), recycling")
+
+    def stop(self, reason: str, force: bool = False) -> None:
+        """Begin a graceful stop (or an immediate one); safe from any thread."""
+        if force:
+            self.forced = True
+        if not self.stopping:
+            self.stopping = True
+            self._stop_reason = reason
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wake_w >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"\0")
+
+    def _thread_main(self, slot: int) -> None:
+        while True:
+            conn = self._queue.get()
+            if conn is None:
+                return
+            conn.slot = slot
+            self.busy[slot] = time.monotonic()
+            keep = False
+            try:
+                keep = self.handler.handle(conn)
+            except Exception:
+                log.exception(
+                    "%s: error serving a connection from %s",
+                    self.handler.name,
+                    conn.peer_host or conn.listener.address,
+                )
+            finally:
+                self.busy[slot] = 0.0
+                conn.slot = -1
+            if keep and not self.stopping:
+                self._returned.append(conn)
+                self._wake()
+            else:
+                self._close(conn)
+            with self._lock:
+                self._inflight -= 1
+
+    def _close(self, conn: Connection) -> None:
+        try:
+            self.handler.close(conn)
+        except Exception:
+            log.exception("%s: error closing a connection", self.handler.name)
+        conn.close()
+
+    # -- main thread -------------------------------------------------------------------------
+
+    def _signal(self, signum: int, frame: object) -> None:
+        if self.forked:
+            if signum == signal.SIGQUIT:
+                self.stop("SIGQUIT", force=True)
+            elif signum == signal.SIGTERM:
+                self.stop("SIGTERM")
+            return
+        if signum == signal.SIGHUP:
+            log.info("SIGHUP ignored in single-process mode (--workers 0)")
+            return
+        name = signal.Signals(signum).name
+        if self.stopping or signum == signal.SIGQUIT:
+            log.info("%s again: stopping now", name)
+            self.stop(name, force=True)
+        else:
+            self.stop(name)
+
+    def _install_signals(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT, signal.SIGHUP):
+            if self.forked and signum == signal.SIGINT:
+                signal.signal(signum, signal.SIG_IGN)  # Ctrl-C: the arbiter sends SIGTERM
+            elif self.forked and signum == signal.SIGHUP:
+                signal.signal(signum, signal.SIG_IGN)
+            else:
+                signal.signal(signum, self._signal)
+        for signum in (signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+
+    def _dispatch(self, conn: Connection) -> None:
+        with self._lock:
+            self._inflight += 1
+        try:
+            self._queue.put_nowait(conn)
+        except queue.Full:
+            with self._lock:
+                self._inflight -= 1
+            try:
+                self.handler.overloaded(conn)
+            except Exception:
+                log.exception("%s: overloaded hook failed", self.handler.name)
+            self._close(conn)
+
+    def _accept(self, listener: Listener) -> None:
+        for _ in range(64):  # bounded, so parked connections get their turn
+            if self.stopping:
+                return
+            try:
+                sock, peer = listener.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # EMFILE, ECONNABORTED...: log and carry on rather than die.
+                log.warning("accept on %s failed: %s", listener.address, exc)
+                return
+            if sock.family != socket.AF_UNIX:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(self.config.timeout or None)
+            self._dispatch(Connection(sock, peer, listener, self))
+
+    def _is_hung(self, now: float) -> bool:
+        timeout = self.config.timeout
+        if not timeout:
+            return False
+        return all(start and now - start > timeout for start in self.busy)
+
+    def run(self) -> int:
+        """Serve until stopped; return the exit status (0 after a graceful stop)."""
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._install_signals()
+        selector = selectors.DefaultSelector()
+        selector.register(self._wake_r, selectors.EVENT_READ, None)
+        for listener in self.listeners:
+            selector.register(listener.sock, selectors.EVENT_READ, listener)
+        threads = [
+            threading.Thread(
+                target=self._thread_main,
+                args=(slot,),
+                daemon=True,
+                name=f"{self.handler.name}-{slot}",
+            )
+            for slot in range(self.config.threads)
+        ]
+        for thread in threads:
+            thread.start()
+        listening = True
+        deadline = 0.0
+        last_beat = 0.0
+        try:
+            while not self.forced:
+                for key, _ in selector.select(1.0 if not self.stopping else 0.1):
+                    data = key.data
+                    if data is None:
+                        with contextlib.suppress(OSError):
+                            os.read(self._wake_r, 4096)
+                    elif isinstance(data, Connection):
+                        selector.unregister(data.sock)
+                        del self._idle[data.sock.fileno()]
+                        self._dispatch(data)
+                    elif listening and not self.stopping:
+                        self._accept(data)
+                now = time.monotonic()
+                while self._returned:
+                    conn = self._returned.popleft()
+                    if self.stopping:
+                        self._close(conn)
+                        continue
+                    conn.idle_since = now
+                    self._idle[conn.sock.fileno()] = conn
+                    selector.register(conn.sock, selectors.EVENT_READ, conn)
+                if self.stopping:
+                    if listening:
+                        listening = False
+                        log.info(
+                            "%s: %s; finishing in-flight requests (up to %gs)",
+                            self.handler.name,
+                            self._stop_reason,
+                            self.config.graceful_timeout,
+                        )
+                        deadline = now + self.config.graceful_timeout
+                        for listener in self.listeners:
+                            selector.unregister(listener.sock)
+                            if self.forked:
+                                listener.close()  # the arbiter keeps its copy
+                        for conn in list(self._idle.values()):
+                            selector.unregister(conn.sock)
+                            self._close(conn)
+                        self._idle.clear()
+                    with self._lock:
+                        inflight = self._inflight
+                    if not inflight and not self._returned:
+                        break
+                    if now > deadline:
+                        log.warning(
+                            "%s: graceful timeout: %d request(s) cut off",
+                            self.handler.name,
+                            inflight,
+                        )
+                        break
+                elif self.config.keepalive is not None:
+                    limit = now - self.config.keepalive
+                    for fileno, conn in list(self._idle.items()):
+                        if conn.idle_since < limit:
+                            selector.unregister(conn.sock)
+                            del self._idle[fileno]
+                            self._close(conn)
+                if self.heartbeat is not None and now - last_beat >= 0.5:
+                    if self._is_hung(now):
+                        if not self._hung_logged:
+                            log.error(
+                                "every thread stuck in a request for over %gs; the "
+                                "arbiter will replace this worker",
+                                self.config.timeout,
+                            )
+                            self._hung_logged = True
+                    else:
+                        self.heartbeat()
+                        last_beat = now
+        finally:
+            signal.set_wakeup_fd(-1)
+            for _ in threads:
+                with contextlib.suppress(queue.Full):
+                    self._queue.put_nowait(None)
+            for conn in list(self._idle.values()):
+                self._close(conn)
+            selector.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
+        return 0

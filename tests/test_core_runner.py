@@ -325,6 +325,11 @@ def test_non_latin1_status_in_app_gives_500_not_a_disconnect(
         [("X-Ok", "a\nb")],
         [("X-Ok", "a\rb")],
         [("X-Ok", "a\0b")],
+        [("X-Ok", "a\x0bb")],  # vertical tab: str.splitlines() breaks lines there
+        [("X-Ok", "a\x0cb")],
+        [("X-Ok", "a\x1bb")],
+        [("X-Ok", "a\x7fb")],
+        [("X-Ok", "a\x01")],
         [("X-Ok", b"bytes")],
         [("X-Ok", 5)],
         [(b"X-Ok", "v")],
@@ -357,6 +362,7 @@ def test_bad_headers_are_refused(headers: Any) -> None:
 
 def test_good_headers_and_content_length() -> None:
     assert validate_headers([("Content-Type", "text/plain"), ("X-Latin", "caf\xe9")]) is None
+    assert validate_headers([("X-Tab", "a\tb"), ("X-Obs-Text", "\xa0\xad\x85\xff")]) is None
     assert validate_headers([("content-length", "12"), ("Set-Cookie", "a=1")]) == 12
     assert validate_headers([]) is None
     # a name proven valid once (cached) is still checked for its value next time

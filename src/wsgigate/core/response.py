@@ -75,6 +75,11 @@ def _check_name(name: object) -> str:
     return lower
 
 
+def _has_control(value: str) -> bool:
+    """PEP 3333: no control characters in a header value (HTAB is allowed, as RFC 9110 does)."""
+    return any((char < " " and char != "\t") or char == "\x7f" for char in value)
+
+
 def validate_headers(headers: object) -> int | None:
     """Check the application's header list; return its Content-Length if it gave one."""
     if not isinstance(headers, list):
@@ -87,8 +92,8 @@ def validate_headers(headers: object) -> int | None:
         lower = (_valid_names.get(name) if type(name) is str else None) or _check_name(name)
         if type(value) is not str:
             raise _invalid(f"value of header {name!r} must be str, not {type(value).__name__}")
-        if "\n" in value or "\r" in value or "\0" in value:
-            raise _invalid(f"value of header {name!r} contains CR, LF or NUL")
+        if not value.isprintable() and _has_control(value):
+            raise _invalid(f"value of header {name!r} contains a control character (CR, LF...)")
         if not value.isascii():
             try:
                 value.encode("latin-1")

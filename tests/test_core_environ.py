@@ -7,6 +7,8 @@ import logging
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsgigate.core.environ import (
     ErrorStream,
@@ -310,3 +312,20 @@ def test_file_wrapper_without_close() -> None:
     wrapper = FileWrapper(Reader())
     assert list(wrapper) == [b"a", b"b"]
     wrapper.close()  # no close() on the file: nothing to do, no AttributeError
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("%aZ09fF/+ -_.~\xe9\xff\x00"), max_size=30))
+def test_unquote_to_wsgi_matches_unquote_to_bytes(path: str) -> None:
+    from urllib.parse import unquote_to_bytes
+
+    expected = unquote_to_bytes(path.encode("latin-1")).decode("latin-1")
+    assert unquote_to_wsgi(path) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30))
+def test_unicode_to_wsgi_round_trip(text: str) -> None:
+    native = unicode_to_wsgi(text)
+    native.encode("latin-1")
+    assert native.encode("latin-1") == text.encode("utf-8", "surrogateescape")

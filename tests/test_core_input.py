@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsgigate.core.environ import InputStream
 from wsgigate.errors import ClientDisconnected
@@ -218,3 +220,42 @@ def test_large_body_in_blocks_never_overreads() -> None:
     assert stream.readline(5) == body[100_000:100_005]
     assert stream.read() == body[100_005:]
     assert raw.read() == TRAILER
+
+
+# -- against the reference: io.BytesIO over exactly the body ----------------------------------
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("read"), st.none() | st.integers(-2, 40)),
+        st.tuples(st.just("readline"), st.none() | st.integers(-2, 40)),
+        st.tuples(st.just("readlines"), st.none() | st.integers(-1, 40)),
+        st.tuples(st.just("next"), st.none()),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.binary(max_size=120).map(lambda b: b.replace(b"\x00", b"\n")),
+    ops=OPS,
+    trickle=st.booleans(),
+    bounded=st.booleans(),
+)
+def test_behaves_like_bytesio_over_the_body(
+    body: bytes, ops: list[tuple[str, int | None]], trickle: bool, bounded: bool
+) -> None:
+    # the raw stream has trailing bytes only when the length bounds the body
+    data = body + (TRAILER if bounded else b"")
+    raw: io.BytesIO | Trickle = Trickle(data) if trickle else io.BytesIO(data)
+    stream = InputStream(raw, len(body) if bounded else None)
+    reference = io.BytesIO(body)
+    for op, arg in ops:
+        if op == "next":
+            expected_line = reference.readline()
+            got = next(iter(stream), b"")
+            assert got == expected_line
+        else:
+            assert getattr(stream, op)(arg) == getattr(reference, op)(arg), (op, arg)
+    assert stream.read() == reference.read()
+    assert raw.tell() == len(body)

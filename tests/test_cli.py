@@ -177,3 +177,18 @@ def test_cgi_command_end_to_end() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(b"Status: 200 OK\r\n")
     assert result.stdout.endswith(b"\r\n\r\nhello")
+
+
+@pytest.mark.parametrize("bind", ["nonsense", "127.0.0.1:http", "999.1.1.1:8000"])
+def test_run_bad_bind_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], bind: str
+) -> None:
+    import wsgigate.host
+
+    for name in ("GATEWAY_INTERFACE", "AWS_LAMBDA_RUNTIME_API", "LISTEN_FDS", "LISTEN_PID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(wsgigate.host, "fd0_is_listening_socket", lambda: False)
+    assert main(["run", f"{EXAMPLES / 'hello.py'}:app", "--bind", bind]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert bind in err

@@ -253,6 +253,16 @@ def test_raw_utf8_bytes_in_the_request_line(target: Target) -> None:
     assert wsgi_to_text(json.loads(body)["environ"]["PATH_INFO"]) == "/été"
 
 
+def test_encoded_slash(target: Target) -> None:
+    """What docs/cgi.md says: lighttpd decodes %2F, Apache refuses it (AllowEncodedSlashes)."""
+    response = target.get("/cgi-bin/app.cgi/a%2Fb")
+    if target.name == "lighttpd":
+        assert response.status == 200, response
+        assert json.loads(response.body)["environ"]["PATH_INFO"] == "/a/b"
+    else:
+        assert response.status == 404, response
+
+
 def test_query_string_with_empty_and_repeated_keys(target: Target) -> None:
     query = "a=1&a=2&b=&c&%C3%A9=%E2%9C%93&sp=x+y%20z"
     env = target.environ("GET", "/cgi-bin/app.cgi/q?" + query)["environ"]

@@ -150,3 +150,27 @@ def test_format_table_aligns_columns() -> None:
     lines = table.splitlines()
     assert lines[1].index("200 OK") == lines[2].index("500 X") == lines[0].index("status")
     assert lines[2].endswith("FAIL  why")
+
+
+def test_gateway_losing_a_repeated_header_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def cookies(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response(
+            "200 OK", [("Content-Type", "text/plain"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]
+        )
+        return [b"x"]
+
+    module = type(sys)("check_fake_cookie_probe")
+
+    def probe(app: Any, request: ProbeRequest) -> Any:
+        # a gateway that folds repeated headers into a dict keeps only the last cookie
+        return parse_cgi_response(
+            b"Status: 200 OK\r\ncontent-type: text/plain\r\nset-cookie: b=2\r\n\r\nx"
+        )
+
+    module.probe = probe  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "check_fake_cookie_probe", module)
+    monkeypatch.setitem(PROBES, "folding", "check_fake_cookie_probe:probe")
+    rows = {r.gateway: r for r in check(cookies)}
+    assert rows["cgi"].ok, rows["cgi"].reason
+    assert not rows["folding"].ok
+    assert "Set-Cookie: a=1" in rows["folding"].reason

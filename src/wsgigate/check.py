@@ -234,8 +234,24 @@ def check(app: WSGIApplication, request: ProbeRequest | None = None) -> list[Row
                 problem = f"status {response.status!r}, expected {expected.status!r}"
             elif response.body != expected.body and request.method != "HEAD":
                 problem = f"body differs: {len(response.body)} bytes, expected {len(expected.body)}"
+            elif lost := _lost_header(expected.headers, response.headers):
+                problem = f"header {lost!r} did not reach the client"
         rows.append(Row(gateway, response.status, not problem, problem))
     return rows
+
+
+def _lost_header(sent: list[tuple[str, str]], received: list[tuple[str, str]]) -> str:
+    """The first header the app sent that the client did not get (repeated ones count)."""
+    have: dict[tuple[str, str], int] = {}
+    for name, value in received:
+        key = (name.lower(), value)
+        have[key] = have.get(key, 0) + 1
+    for name, value in sent:
+        key = (name.lower(), value)
+        if not have.get(key):
+            return f"{name}: {value}"
+        have[key] -= 1
+    return ""
 
 
 def format_table(rows: list[Row]) -> str:

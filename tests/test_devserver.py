@@ -369,3 +369,16 @@ def test_ipv6_loopback(serve: Callable[..., tuple[str, int]]) -> None:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_http10_keep_alive(serve: Callable[..., tuple[str, int]]) -> None:
+    sock, f = connect(serve())
+    with sock, f:
+        sock.sendall(b"GET /one HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        first = read_response(f)
+        assert first.headers.get("connection", "").lower() == "keep-alive"
+        sock.sendall(b"GET /two HTTP/1.0\r\n\r\n")  # no keep-alive: the server closes after
+        second = read_response(f)
+        assert second.headers.get("connection", "").lower() == "close"
+        assert closed_by_peer(sock, f)
+    assert (first.body, second.body) == (b"Hello, one!\n", b"Hello, two!\n")

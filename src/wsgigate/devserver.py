@@ -74,6 +74,8 @@ class HTTPWriter:
                 self.handler.close_connection = True
         if self.handler.close_connection:
             lines.append("Connection: close\r\n")
+        elif self.handler.request_version == "HTTP/1.0":
+            lines.append("Connection: keep-alive\r\n")  # else a 1.0 client waits for the close
         lines.append("\r\n")
         return "".join(lines).encode("latin-1")
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 SCENARIOS: dict[str, str] = {
     "core": "benchmarks.core",
     "cgi": "benchmarks.cgi",
+    "cgi-spawn": "benchmarks.cgi_spawn",
     "asgi": "benchmarks.asgi",
 }
 
@@ -42,6 +43,7 @@ class Options:
     threads: int = 2  # wrk -t
     python: str = ""  # interpreter for the processes a scenario starts ("" = this one)
     together: bool = False  # a round drives every side at the same time (where supported)
+    compare: str = ""  # another interpreter whose wsgigate is one more side (where supported)
     verbose: bool = False
 
 
@@ -72,13 +74,15 @@ class Result:
     extras: dict[str, bool] = field(default_factory=dict)
 
     def ratio(self, row: Row, extra: str | None = None) -> float:
+        """``row`` relative to the baseline: the median of the per-round ratios when both have
+        the same rounds (each round's sides ran under the same load), else of the medians."""
         base = next(r for r in self.rows if r.side == self.baseline)
-        if extra is None:
-            mine, theirs = row.value, base.value
-        else:
-            mine = statistics.median(row.extras[extra])
-            theirs = statistics.median(base.extras[extra])
-        return mine / theirs if theirs else float("nan")
+        mine = row.samples if extra is None else row.extras[extra]
+        theirs = base.samples if extra is None else base.extras[extra]
+        if len(mine) == len(theirs) and all(theirs):
+            return statistics.median(m / t for m, t in zip(mine, theirs, strict=True))
+        median = statistics.median(theirs)
+        return statistics.median(mine) / median if median else float("nan")
 
 
 @dataclass

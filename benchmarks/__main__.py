@@ -38,6 +38,13 @@ def parse(argv: list[str]) -> tuple[list[str], Options, bool]:
         "(server scenarios): load from outside then hits every side alike",
     )
     parser.add_argument(
+        "--compare",
+        default="",
+        metavar="PYTHON",
+        help="another interpreter whose wsgigate (an older commit, another kind of install) "
+        "runs as one more side (cgi)",
+    )
+    parser.add_argument(
         "--write-docs",
         action="store_true",
         help="write the figures and this command into docs/benchmarks.md",
@@ -56,6 +63,7 @@ def parse(argv: list[str]) -> tuple[list[str], Options, bool]:
         threads=args.threads,
         python=args.python,
         together=args.together,
+        compare=args.compare,
         verbose=not args.quiet,
     )
     return args.scenarios or list(SCENARIOS), options, args.write_docs
@@ -64,7 +72,7 @@ def parse(argv: list[str]) -> tuple[list[str], Options, bool]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     names, options, docs = parse(argv)
-    command = "python -m benchmarks " + shlex.join(argv)
+    command = shlex.join([sys.executable, "-m", "benchmarks", *argv])
     failed = 0
     for name in names:
         scenario = load(name)

@@ -126,16 +126,18 @@ def check(url: str) -> None:
 
 
 class Site:
-    """A document root with the three scripts, and lighttpd started on it per measurement."""
+    """A document root with the scripts, and lighttpd started on it per measurement."""
 
-    def __init__(self, root: Path, python: str, user: str, lighttpd: str, options: Options):
+    def __init__(
+        self, root: Path, scripts: dict[str, str], user: str, lighttpd: str, options: Options
+    ):
         self.root = root
         self.options = options
         self.lighttpd = lighttpd
         cgi_bin = root / "www" / "cgi-bin"
         cgi_bin.mkdir(parents=True)
-        for name, body in SCRIPTS.items():
-            (cgi_bin / name).write_text(f"#!{python}\n{body}")
+        for name, text in scripts.items():
+            (cgi_bin / name).write_text(text)
             (cgi_bin / name).chmod(0o755)
         self.logdir = root / "log"
         self.logdir.mkdir()
@@ -221,20 +223,31 @@ def run(options: Options) -> Result:
     user = server_user()
     package = probe(python, user)
     precompile(python, package)
+    scripts = {name: f"#!{python}\n{body}" for name, body in SCRIPTS.items()}
+    sides = dict(SIDES)
+    notes = [f"wsgigate imported from `{package}` (.pyc compiled beforehand)"]
+    if options.compare:
+        # Another installation of wsgigate (an older commit, a regular vs an editable install)
+        # as one more side of the same run.
+        other = probe(options.compare, user)
+        precompile(options.compare, other)
+        scripts["compared.cgi"] = f"#!{options.compare}\n{SCRIPTS['wsgigate.cgi']}"
+        sides[f"wsgigate.cgi.run from {options.compare}"] = "compared.cgi"
+        notes.append(f"compared: wsgigate imported by `{options.compare}` from `{other}`")
     log = print if options.verbose else (lambda _: None)
     root = Path(tempfile.mkdtemp(prefix="wsgigate-bench-cgi-"))
     try:
-        site = Site(root, python, user, lighttpd, options)
+        site = Site(root, scripts, user, lighttpd, options)
         if options.together:
-            samples: dict[str, list[tuple[float, float]]] = {side: [] for side in SIDES}
+            samples: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
             for number in range(1, options.rounds + 1):
-                figures = site.measure(list(SIDES.values()))
-                for side, script in SIDES.items():
+                figures = site.measure(list(sides.values()))
+                for side, script in sides.items():
                     samples[side].append(figures[script])
                     log(f"  round {number}/{options.rounds} {side}: {figures[script]}")
         else:
             samples = interleaved(
-                {side: partial(site.measure_one, script) for side, script in SIDES.items()},
+                {side: partial(site.measure_one, script) for side, script in sides.items()},
                 options.rounds,
                 log,
             )
@@ -250,17 +263,18 @@ def run(options: Options) -> Result:
         ],
         extras={CPU: True},
         notes=[
-            f"server: {tool_version([lighttpd, '-v'])} with `deploy/lighttpd/cgi.conf`, "
+            f"server: {tool_version([lighttpd, '-v']).split(' - ')[0]} with "
+            "`deploy/lighttpd/cgi.conf`, "
             f"scripts run as {user}",
             f"client: `wrk -t{options.threads} -c{options.connections} "
             f"-d{max(1, round(options.duration))}s` per script, {options.rounds} rounds, "
             + (
-                "all three scripts driven at the same time in each round, each against its own "
+                "every script driven at the same time in each round, each against its own "
                 "lighttpd (external load hits them alike)"
                 if options.together
                 else "interleaved (a, b, c, a, b, c...), a fresh lighttpd for each run"
             ),
-            f"wsgigate imported from `{package}` (.pyc compiled beforehand)",
+            *notes,
         ],
     )
 

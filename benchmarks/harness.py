@@ -220,8 +220,8 @@ def python_facts(python: str) -> str:
     """Version and kind of the interpreter the scenario's processes run (venv or not)."""
     code = (
         "import sys; venv = sys.prefix != sys.base_prefix;"
-        "print(sys.version.split()[0], 'venv' if venv else 'no venv',"
-        " 'site-packages isolated' if venv else 'base site-packages')"
+        "print(sys.version.split()[0] + ',',"
+        " 'a venv (own site-packages)' if venv else 'no venv (the base site-packages)')"
     )
     return tool_version([python, "-c", code]) or "unknown"
 

@@ -12,8 +12,9 @@ _HEADER = """# Benchmarks
 
 Every figure here comes from `python -m benchmarks` (see `benchmarks/__init__.py`): each scenario
 starts wsgigate and its competitors in the same run, measures them in interleaved rounds
-(a, b, c, a, b, c, ...) and shows the median with its ratio to a named baseline. Absolute
-numbers depend on the machine and on what else it was doing; compare the ratios. Each section
+(a, b, c, a, b, c, ...) and shows the median with its ratio to a named baseline (the median of
+the per-round ratios). Absolute numbers depend on the machine and on what else it was doing;
+compare the ratios. Each section
 between its `benchmarks:NAME` markers is rewritten by `python -m benchmarks NAME --write-docs`;
 write commentary outside the markers.
 """

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+from concurrent.futures import Future as ConcurrentFuture
 from queue import SimpleQueue
 
 from wsgigate.core import (
@@ -165,6 +166,7 @@ class _Channel:
         "signalled",
         "waiter",
         "body_done",
+        "ahead",
         "hops",
     )
 
@@ -183,6 +185,7 @@ class _Channel:
         self.signalled = False
         self.waiter: asyncio.Future[None] | None = None
         self.body_done = body_done  # receive() has reported more_body=False
+        self.ahead: ConcurrentFuture[Message] | None = None  # the next body message, asked for
         self.hops = 0  # worker -> loop hand-overs (for tests and profiling)
 
     # ---- worker side: ResponseWriter ---------------------------------------------------------
@@ -241,17 +244,25 @@ class _Channel:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def read_message(self) -> tuple[bytes, bool]:
-        """Pull the next request body message from the loop (worker side): ``(body, more)``."""
-        if self.gone:
-            raise ClientDisconnected("client disconnected")
+    def _ask(self) -> ConcurrentFuture[Message]:
+        """Have the loop call ``receive()`` for the next body message (worker side)."""
         self.hops += 1
         pull = _receive(self.receive)
         try:
-            future = asyncio.run_coroutine_threadsafe(pull, self.loop)
+            return asyncio.run_coroutine_threadsafe(pull, self.loop)
         except RuntimeError:  # the loop is closed: the server is gone
             pull.close()
             raise ClientDisconnected("server stopped while reading the body") from None
+
+    def read_message(self) -> tuple[bytes, bool]:
+        """The next request body message (worker side): ``(body, more)``.
+
+        One message is asked for ahead, while the app works on this one: the loop receives
+        while the worker reads, and the server still holds all but one message (backpressure).
+        """
+        if self.gone:
+            raise ClientDisconnected("client disconnected")
+        future, self.ahead = self.ahead or self._ask(), None
         while True:
             try:
                 message = future.result(_POLL)
@@ -266,9 +277,17 @@ class _Channel:
             self.disconnected()
             raise ClientDisconnected("client disconnected while sending the body")
         more = bool(message.get("more_body", False))
-        if not more:
+        if more and not self.gone:
+            self.ahead = self._ask()
+        else:
             self.body_done = True
         return bytes(message.get("body", b"")), more
+
+    def forget_ahead(self) -> None:
+        """Drop a body message asked for that the app will never read (the request is over)."""
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None:
+            ahead.cancel()
 
     def disconnected(self) -> None:
         """The client is gone (loop side): release a waiting worker; its next write raises."""
@@ -520,7 +539,10 @@ class WSGIApp:
         environ["asgi.scope"] = scope
         channel.waiter = loop.create_future()
         workers.submit(self._run, environ, channel)
-        await channel.pump(send)
+        try:
+            await channel.pump(send)
+        finally:
+            channel.forget_ahead()
 
     def _run(self, environ: dict[str, Any], channel: _Channel) -> None:
         outcome = None

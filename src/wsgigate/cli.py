@@ -186,6 +186,18 @@ def cmd_fastcgi_request(args: argparse.Namespace) -> int:
     return main(args)
 
 
+def args_fastcgi(parser: argparse.ArgumentParser) -> None:
+    from wsgigate.fastcgi.server import add_arguments
+
+    add_arguments(parser)
+
+
+def cmd_fastcgi(args: argparse.Namespace) -> int:
+    from wsgigate.fastcgi.server import main
+
+    return main(args)
+
+
 # name -> (help, add_arguments, run). Gateways add their commands here.
 COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -197,6 +209,11 @@ COMMANDS: dict[
     ),
     "cgi": ("answer one CGI request (RFC 3875) from the environment and stdin", args_cgi, cmd_cgi),
     "check": ("run the app through every gateway and print a table", args_check, cmd_check),
+    "fastcgi": (
+        "serve the app over FastCGI (nginx, Apache, lighttpd): workers x threads",
+        args_fastcgi,
+        cmd_fastcgi,
+    ),
     "fastcgi-request": (
         "send one request to a FastCGI server (health check); exit 0 on 2xx/3xx",
         args_fastcgi_request,

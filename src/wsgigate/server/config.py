@@ -71,10 +71,12 @@ class ServerConfig:
 
 
 def _octal(text: str) -> int:
+    import argparse
+
     try:
         return int(text, 8)
     except ValueError:
-        raise ConfigurationError(f"{text!r} is not an octal number, e.g. 0o22 or 660") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not octal, e.g. 022 or 660") from None
 
 
 def add_server_arguments(parser: argparse.ArgumentParser, default_bind: str) -> None:

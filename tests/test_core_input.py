@@ -259,3 +259,16 @@ def test_behaves_like_bytesio_over_the_body(
             assert getattr(stream, op)(arg) == getattr(reference, op)(arg), (op, arg)
     assert stream.read() == reference.read()
     assert raw.tell() == len(body)
+
+
+def test_long_line_from_many_small_reads() -> None:
+    # 1-byte reads of a 20 kB line: correct, and linear (it once re-copied the line per byte)
+    line = bytes(range(10)) * 2000 + b"\n"
+    raw = Trickle(line + b"next line\n" + TRAILER)
+    stream = InputStream(raw, len(line) + 10)
+    assert stream.readline(15_000) == line[:15_000]
+    assert stream.readline() == line[15_000:]
+    assert stream.readline(4) == b"next"
+    assert stream.readline() == b" line\n"
+    assert stream.readline() == b""
+    assert raw.tell() == len(line) + 10

@@ -180,17 +180,31 @@ class InputStream:
 
     def readline(self, size: int | None = -1) -> bytes:
         limit = sys.maxsize if size is None or size < 0 else size
-        end = self._buffer.find(b"\n", 0, limit)
-        while end < 0 and len(self._buffer) < limit:
-            chunk = self._fill(8192)
-            if not chunk:
-                break
-            start = len(self._buffer)
-            self._buffer += chunk
-            end = self._buffer.find(b"\n", start, limit)
-        cut = min(limit, len(self._buffer)) if end < 0 else end + 1
-        line, self._buffer = self._buffer[:cut], self._buffer[cut:]
-        return line
+        buffer = self._buffer
+        end = buffer.find(b"\n", 0, limit)
+        if end >= 0 or len(buffer) >= limit:
+            cut = end + 1 if end >= 0 else limit
+            self._buffer = buffer[cut:]
+            return buffer[:cut]
+        # Collect pieces and search only the new one: appending to one bytes object would be
+        # quadratic when the transport hands the line over in many small reads.
+        parts = [buffer]
+        have = len(buffer)
+        self._buffer = b""
+        try:
+            while chunk := self._fill(8192):
+                end = chunk.find(b"\n", 0, limit - have)
+                if end >= 0 or have + len(chunk) >= limit:
+                    cut = end + 1 if end >= 0 else limit - have
+                    parts.append(chunk[:cut])
+                    self._buffer = chunk[cut:]
+                    break
+                parts.append(chunk)
+                have += len(chunk)
+        except BaseException:
+            self._buffer = b"".join(parts)
+            raise
+        return b"".join(parts)
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
         lines = []

@@ -272,3 +272,29 @@ def test_long_line_from_many_small_reads() -> None:
     assert stream.readline() == b" line\n"
     assert stream.readline() == b""
     assert raw.tell() == len(line) + 10
+
+
+class Recording(io.BytesIO):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.sizes: list[int] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.sizes.append(-1 if size is None else size)
+        return super().read(size)
+
+
+@pytest.mark.parametrize("use", ["read", "read_n", "drain"])
+def test_huge_claimed_length_is_not_requested_at_once(use: str) -> None:
+    # a client claiming 1 TB in CONTENT_LENGTH must not make us ask the transport for 1 TB
+    # (a buffered reader allocates what it is asked for before any byte arrives)
+    raw = Recording(b"small body")
+    stream = InputStream(raw, 10**12)
+    with pytest.raises(ClientDisconnected):
+        if use == "read":
+            stream.read()
+        elif use == "read_n":
+            stream.read(10**11)
+        else:
+            stream.drain()
+    assert 0 < max(raw.sizes) <= 1 << 20

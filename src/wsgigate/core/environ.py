@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 _READ_CHUNK = 65536
+_MAX_READ = 1 << 20
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -145,6 +146,8 @@ class InputStream:
             return b""
         if self._remaining > 0:
             size = min(size, self._remaining)
+        if size > _MAX_READ:
+            size = _MAX_READ  # a buffered reader allocates `size` before any byte arrives
         data = self._raw.read(size)
         if not data:
             if self._remaining > 0:

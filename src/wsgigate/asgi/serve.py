@@ -35,6 +35,8 @@ def serve(
     spec = parse_bind(bind)
     if spec.kind not in ("tcp", "unix"):
         raise ConfigurationError(f"bind {bind!r}: the ASGI servers take HOST:PORT or unix:/path")
+    if spec.mode is not None:
+        raise ConfigurationError(f"bind {bind!r}: the ASGI servers do not set a socket mode")
     asgi_app = WSGIApp(app, threads=threads, debug=debug)
     if server == "uvicorn":
         try:
@@ -64,7 +66,7 @@ def serve(
         import signal
 
         config = Config()
-        config.bind = [str(spec)]
+        config.bind = [f"unix:{spec.path}" if spec.kind == "unix" else str(spec)]
         config.root_path = root_path
         config.loglevel = log_level.upper()
         config.accesslog = "-"

@@ -8,11 +8,10 @@ every gateway adds on top of its protocol, so it tracks regressions in ``build_e
 from __future__ import annotations
 
 import io
-from functools import partial
 from wsgiref.handlers import BaseCGIHandler
 
 from benchmarks import Options, Result, Row, Scenario
-from benchmarks.harness import interleaved, per_call_us
+from benchmarks.harness import alternating_us
 from wsgigate.core import ErrorStream, InputStream, build_environ, cgi_response_head, run_app
 
 TYPE_CHECKING = False
@@ -112,11 +111,12 @@ def run(options: Options) -> Result:
         answer = call()
         if not (answer.startswith(b"Status: 200 OK\r\n") and answer.endswith(b"\r\n\r\n" + BODY)):
             raise AssertionError(f"{side} answered {answer!r}")
-    samples = interleaved(
-        {side: partial(per_call_us, call, options.duration) for side, call in sides.items()},
-        options.rounds,
-        print if options.verbose else (lambda _: None),
-    )
+    samples: dict[str, list[float]] = {side: [] for side in sides}
+    for number in range(1, options.rounds + 1):
+        for side, value in alternating_us(sides, options.duration).items():
+            samples[side].append(value)
+            if options.verbose:
+                print(f"  round {number}/{options.rounds} {side}: {value:.2f} µs")
     return Result(
         unit="µs/req",
         higher_is_better=False,

@@ -158,29 +158,34 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def per_call_us(call: Callable[[], object], duration: float) -> float:
-    """Microseconds per call of ``call``, looping for about ``duration`` seconds."""
-    batch = 1
+def alternating_us(calls: Mapping[str, Callable[[], object]], duration: float) -> dict[str, float]:
+    """Microseconds per call of each callable, timed in turns of ~5 ms each (a, b, a, b, ...)
+    for about ``duration`` seconds: the sides share every second of the run, and with it
+    whatever else the machine was doing."""
     clock = time.perf_counter
-    # Grow the batch until one batch takes ~10 ms, so the clock is read rarely.
-    while True:
-        start = clock()
-        for _ in range(batch):
-            call()
-        spent = clock() - start
-        if spent >= 0.01 or batch >= 1 << 20:
-            break
-        batch *= 2
-    calls = 0
-    start = clock()
-    deadline = start + duration
-    while True:
-        for _ in range(batch):
-            call()
-        calls += batch
-        now = clock()
-        if now >= deadline:
-            return (now - start) / calls * 1e6
+    batches = {}
+    for side, call in calls.items():
+        batch = 1
+        while True:
+            start = clock()
+            for _ in range(batch):
+                call()
+            if clock() - start >= 0.005 or batch >= 1 << 20:
+                break
+            batch *= 2
+        batches[side] = batch
+    spent = dict.fromkeys(calls, 0.0)
+    counted = dict.fromkeys(calls, 0)
+    deadline = clock() + duration
+    while clock() < deadline or not all(counted.values()):
+        for side, call in calls.items():
+            batch = batches[side]
+            start = clock()
+            for _ in range(batch):
+                call()
+            spent[side] += clock() - start
+            counted[side] += batch
+    return {side: spent[side] / counted[side] * 1e6 for side in calls}
 
 
 def interleaved(

@@ -174,3 +174,15 @@ def test_gateway_losing_a_repeated_header_fails(monkeypatch: pytest.MonkeyPatch)
     assert rows["cgi"].ok, rows["cgi"].reason
     assert not rows["folding"].ok
     assert "Set-Cookie: a=1" in rows["folding"].reason
+
+
+def test_bare_assertion_reason_names_the_failed_check() -> None:
+    def reads_without_size(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        body = environ["wsgi.input"].read()  # wsgiref's validator wants read(size)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+
+    rows = check(reads_without_size, ProbeRequest("POST", "/", body=b"abc"))
+    direct = rows[0]
+    assert not direct.ok
+    assert "read()" in direct.reason and "len(args) == 1" in direct.reason

@@ -177,9 +177,21 @@ class _Capture(logging.Handler):
     def reason(self) -> str:
         for record in self.records:
             if record.exc_info and record.exc_info[1] is not None:
-                exc = record.exc_info[1]
-                return f"{type(exc).__name__}: {exc}"
+                return describe(record.exc_info[1])
         return self.records[0].getMessage() if self.records else ""
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message``; for a bare ``assert`` (wsgiref's validator) the failing line instead."""
+    if str(exc):
+        return f"{type(exc).__name__}: {exc}"
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.name != "assert_"]
+    if not frames:
+        return type(exc).__name__
+    frame = frames[-1]
+    return f"{type(exc).__name__} in {frame.name}(): {frame.line}"
 
 
 def _run_probe(
@@ -197,7 +209,7 @@ def _run_probe(
             try:
                 response = probe(validator(app), request)
             except Exception as exc:
-                return None, f"{type(exc).__name__}: {exc}"
+                return None, describe(exc)
     finally:
         logger.removeHandler(capture)
         logger.propagate = propagate

@@ -119,7 +119,7 @@ class Listener:
     spec: BindSpec
     address: str  # what was actually bound, e.g. 127.0.0.1:40123 for port 0
     owned_path: str | None = None
-    owned_inode: tuple[int, int] | None = field(default=None, repr=False)
+    owned_inode: tuple[int, int, int] | None = field(default=None, repr=False)
 
     @property
     def is_unix(self) -> bool:
@@ -134,7 +134,7 @@ class Listener:
             return
         with contextlib.suppress(OSError):
             st = os.stat(self.owned_path)
-            if (st.st_dev, st.st_ino) == self.owned_inode:
+            if (st.st_dev, st.st_ino, st.st_ctime_ns) == self.owned_inode:
                 os.unlink(self.owned_path)
         self.owned_path = None
 
@@ -261,7 +261,13 @@ def _bind_unix(
         sock.close()
         raise ConfigurationError(f"bind {spec}: {exc.strerror or exc}") from None
     st = os.stat(path)
-    return Listener(sock, spec, f"unix:{path}", owned_path=path, owned_inode=(st.st_dev, st.st_ino))
+    return Listener(
+        sock,
+        spec,
+        f"unix:{path}",
+        owned_path=path,
+        owned_inode=(st.st_dev, st.st_ino, st.st_ctime_ns),
+    )
 
 
 def _bind_tcp(spec: BindSpec, backlog: int) -> Listener:

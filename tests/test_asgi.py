@@ -584,14 +584,41 @@ def test_threads_option_is_validated() -> None:
 
 def test_a_new_event_loop_gets_its_own_workers() -> None:
     app = WSGIApp(hello)
+    pools = []
     for _ in range(2):
 
         async def once() -> bytes:
             client = Client()
             await app(make_scope(), client.receive, client.send)
+            pools.append(app._pools[asyncio.get_running_loop()])
             return client.body
 
         assert asyncio.run(once()) == b"hello"
+    assert pools[0] is not pools[1]
+    assert list(app._pools.values()) == [pools[1]]  # the closed loop's pool was let go
+    app.shutdown()
+    assert app._pools == {}
+
+
+def test_event_loops_in_two_threads_each_get_workers() -> None:
+    app = WSGIApp(hello, threads=2)
+    bodies: list[bytes] = []
+
+    def serve_in_a_thread() -> None:
+        async def many() -> None:
+            for _ in range(20):
+                client = Client()
+                await app(make_scope(), client.receive, client.send)
+                bodies.append(client.body)
+
+        asyncio.run(many())
+
+    threads = [threading.Thread(target=serve_in_a_thread) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert bodies == [b"hello"] * 40
     app.shutdown()
 
 
@@ -622,7 +649,7 @@ def test_lifespan_runs_hooks_and_stops_the_workers() -> None:
         "lifespan.shutdown.complete",
     ]
     assert calls == ["up", "down"]
-    assert app._workers is None
+    assert app._pools == {}
 
 
 def test_lifespan_startup_failure_is_reported() -> None:

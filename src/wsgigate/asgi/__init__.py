@@ -446,10 +446,14 @@ class _Workers:
             with lock:
                 self.idle += 1
 
-    def shutdown(self) -> None:
-        """Let the running items finish, then stop every thread."""
+    def stop(self) -> None:
+        """Have every thread end once the items queued before are done."""
         for _ in self.threads:
             self.queue.put(None)
+
+    def shutdown(self) -> None:
+        """Let the running items finish, then stop every thread and wait for them."""
+        self.stop()
         for thread in self.threads:
             if thread is not threading.current_thread():
                 thread.join()
@@ -486,8 +490,8 @@ class WSGIApp:
         self.debug = debug
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._workers: _Workers | None = None
+        self._pools: dict[asyncio.AbstractEventLoop, _Workers] = {}  # one per event loop
+        self._pools_lock = threading.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -502,13 +506,12 @@ class WSGIApp:
             raise ValueError(f"wsgigate.asgi.WSGIApp cannot serve {kind!r} scopes")
 
     def _workers_for(self, loop: asyncio.AbstractEventLoop) -> _Workers:
-        workers = self._workers
-        if workers is None or self._loop is not loop:
-            if workers is not None:  # a new event loop (tests, a restarted server): new threads
-                for _ in workers.threads:
-                    workers.queue.put(None)
-            workers = self._workers = _Workers(self.threads)
-            self._loop = loop
+        workers = self._pools.get(loop)
+        if workers is None:
+            with self._pools_lock:
+                for old in [old for old in self._pools if old.is_closed()]:
+                    self._pools.pop(old).stop()  # a restarted server, tests: let them end
+                workers = self._pools.setdefault(loop, _Workers(self.threads))
         return workers
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -567,17 +570,26 @@ class WSGIApp:
                 try:
                     for hook in self.on_shutdown:
                         await asyncio.to_thread(hook)
-                    await asyncio.to_thread(self.shutdown)
+                    await asyncio.to_thread(self.shutdown, asyncio.get_running_loop())
                 except Exception as exc:
                     await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
                     return
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def shutdown(self) -> None:
-        """Wait for running requests' workers, then stop them (lifespan shutdown calls this)."""
-        workers, self._workers, self._loop = self._workers, None, None
-        if workers is not None:
+    def shutdown(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Wait for running requests, then stop the worker threads of ``loop`` (default: all).
+
+        The lifespan shutdown calls this for its own loop; a later request starts new workers.
+        """
+        with self._pools_lock:
+            if loop is None:
+                pools = list(self._pools.values())
+                self._pools.clear()
+            else:
+                pool = self._pools.pop(loop, None)
+                pools = [pool] if pool is not None else []
+        for workers in pools:
             workers.shutdown()
 
 

@@ -75,7 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join([sys.executable, "-m", "benchmarks", *argv])
     failed = 0
     for name in names:
-        scenario = load(name)
+        try:
+            scenario = load(name)
+        except ImportError as exc:
+            print(f"{name}: cannot run: {exc} (pip install -e '.[bench]')", file=sys.stderr)
+            failed += 1
+            continue
         print(f"== {name}: {scenario.title}", flush=True)
         before = loadavg()
         started = time.time()

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsgigate.core.environ import ErrorStream, FileWrapper, InputStream, build_environ
 from wsgigate.core.response import cgi_response_head, validate_headers, validate_status
@@ -754,3 +756,45 @@ def test_app_reading_input_through_run_app() -> None:
 
     _, w = run(app, method="POST", body=b"posted bytes")
     assert w.body == b"posted bytes"
+
+
+# -- properties over any body and Content-Length ----------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    chunks=st.lists(st.binary(max_size=6), max_size=6),
+    declared=st.none() | st.integers(0, 30),
+    as_list=st.booleans(),
+    method=st.sampled_from(["GET", "HEAD"]),
+)
+def test_response_invariants(
+    chunks: list[bytes], declared: int | None, as_list: bool, method: str
+) -> None:
+    headers = [] if declared is None else [("Content-Length", str(declared))]
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", headers)
+        return list(chunks) if as_list else iter(chunks)
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("wsgigate.error")
+    logger.addHandler(handler)
+    try:
+        outcome, w = run(app, method=method)
+    finally:
+        logger.removeHandler(handler)
+
+    names = [c[0] for c in w.calls]
+    assert names.count("start") == 1 and names[0] == "start"
+    assert all(c[1] for c in w.calls if c[0] == "write"), "empty write reached the gateway"
+    total = b"".join(chunks)
+    expected = total if declared is None else total[:declared]
+    assert w.body == expected and outcome.sent == len(expected)
+    short = declared is not None and len(total) < declared and method != "HEAD"
+    assert outcome.complete == (not short)
+    assert names.count("finish") == (0 if short else 1)
+    longer = declared is not None and len(total) > declared
+    assert len(records) == (1 if longer or short else 0), [r.getMessage() for r in records]

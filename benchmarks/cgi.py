@@ -82,18 +82,21 @@ def server_user() -> str:
 def probe(python: str, user: str) -> str:
     """Where ``python`` imports wsgigate from, as ``user`` (the scripts' #! interpreter)."""
     code = "import os, wsgigate; print(os.path.dirname(wsgigate.__file__))"
-    found = subprocess.run(
-        [python, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd="/",
-        user=user if os.geteuid() == 0 else None,
-        env={"PATH": "/usr/bin:/bin"},
-    )
+    try:
+        found = subprocess.run(
+            [python, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd="/",
+            user=user if os.geteuid() == 0 else None,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+    except OSError as exc:  # the user may not even execute it (an interpreter under /root)
+        found = subprocess.CompletedProcess([python], 126, "", str(exc))
     if found.returncode != 0:
         raise BenchmarkError(
             f"{user} cannot run {python} with wsgigate installed "
-            f"({found.stderr.strip().splitlines()[-1:] or found.returncode}).\n"
+            f"({(found.stderr.strip().splitlines() or [f'exit {found.returncode}'])[-1]}).\n"
             "lighttpd runs CGI scripts as that user. Make a virtualenv it can read and run the "
             "benchmark with it, e.g.:\n"
             "  /usr/bin/python3 -m venv /tmp/wsgigate-bench && "

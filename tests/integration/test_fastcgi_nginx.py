@@ -1,0 +1,145 @@
+"""`wsgigate fastcgi` behind real nginx (fastcgi_pass over TCP and a unix socket).
+
+nginx runs deploy/nginx/fastcgi.conf: Debian's stock fastcgi_params (SCRIPT_NAME = the whole
+path, no PATH_INFO), a keep-alive upstream pool with fastcgi_keep_conn, and
+fastcgi_request_buffering off for chunked uploads. The app is tests/integration/cgi_probe.py,
+which answers with the environ it saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration import servers
+from tests.support import DEPLOY, free_port
+from tests.test_server_runtime import LiveServer, live_server
+
+pytestmark = pytest.mark.integration
+
+HERE = Path(__file__).resolve().parent
+CONFIG = DEPLOY / "nginx" / "fastcgi.conf"
+
+
+def backend(tmp: Path, bind: str, *args: str) -> Any:
+    argv = [sys.executable, "-m", "wsgigate", "fastcgi", f"{HERE / 'cgi_probe.py'}:app"]
+    argv += ["--bind", bind, "--workers", "2", "--threads", "4", *args]
+    return live_server(argv, tmp)
+
+
+@pytest.fixture(scope="module")
+def tcp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, LiveServer]]:
+    tmp = tmp_path_factory.mktemp("fcgi-nginx-tcp")
+    address = f"127.0.0.1:{free_port()}"
+    with backend(tmp, address) as app, servers.nginx(CONFIG, values={"BACKEND": address}) as web:
+        yield web, app
+
+
+@pytest.fixture(scope="module")
+def unix_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, LiveServer]]:
+    tmp = tmp_path_factory.mktemp("fcgi-nginx-unix")
+    public = servers.public_dir("wsgigate-fcgi-sock-")
+    sock = public / "app.sock"
+    with (
+        backend(tmp, f"unix:{sock},666") as app,
+        servers.nginx(CONFIG, values={"BACKEND": f"unix:{sock}"}) as web,
+    ):
+        yield web, app
+    os.rmdir(public)  # the backend removed its socket file on exit
+
+
+def environ_of(response: servers.Response) -> dict[str, Any]:
+    assert response.status == 200, response
+    data: dict[str, Any] = json.loads(response.body)
+    return data
+
+
+@pytest.mark.parametrize("stack", ["tcp_stack", "unix_stack"])
+def test_environ_through_stock_fastcgi_params(stack: str, request: pytest.FixtureRequest) -> None:
+    web, _ = request.getfixturevalue(stack)
+    response = web.request("GET", "/caf%C3%A9/a%20b?x=1&x=&y", headers={"X-Custom": "v"})
+    seen = environ_of(response)
+    env = seen["environ"]
+    assert env["SCRIPT_NAME"] == ""
+    assert env["PATH_INFO"] == "/caf\xc3\xa9/a b"
+    assert env["QUERY_STRING"] == "x=1&x=&y"
+    assert env["REQUEST_METHOD"] == "GET"
+    assert env["SERVER_PORT"] == str(web.port)
+    assert env["REMOTE_ADDR"] == "127.0.0.1"
+    assert env["HTTP_X_CUSTOM"] == "v"
+    assert env["FCGI_ROLE"] == "RESPONDER"
+    assert seen["body"]["length"] == 0
+
+
+def test_post_bodies(tcp_stack: tuple[Any, LiveServer]) -> None:
+    web, _ = tcp_stack
+    for size in (0, 1 << 20):
+        body = os.urandom(size)
+        seen = environ_of(web.request("POST", "/upload", body=body))
+        assert seen["environ"]["CONTENT_LENGTH" if size else "REQUEST_METHOD"] in (
+            str(size),
+            "POST",
+        )
+        assert seen["body"]["length"] == size
+        assert seen["body"]["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_chunked_upload_without_request_buffering(tcp_stack: tuple[Any, LiveServer]) -> None:
+    web, _ = tcp_stack
+    parts = [os.urandom(70000) for _ in range(5)]
+    connection = http.client.HTTPConnection(web.host, web.port, timeout=30)
+    try:
+        connection.request("POST", "/stream/up", body=iter(parts), encode_chunked=True)
+        reply = connection.getresponse()
+        seen = json.loads(reply.read())
+    finally:
+        connection.close()
+    assert reply.status == 200
+    assert "CONTENT_LENGTH" not in seen["environ"]
+    assert seen["body"]["length"] == 350000
+    assert seen["body"]["sha256"] == hashlib.sha256(b"".join(parts)).hexdigest()
+
+
+def test_keep_conn_pool(tcp_stack: tuple[Any, LiveServer]) -> None:
+    web, app = tcp_stack
+    mark = len(app.text())
+    for i in range(20):
+        seen = environ_of(web.request("GET", f"/keep/n{i}"))
+        assert seen["environ"]["PATH_INFO"] == f"/keep/n{i}"
+    # Unread bodies on kept connections are discarded before the next request.
+    response = web.request("POST", "/keep/x", body=b"z" * 100000, headers={"X-Probe": "cookies"})
+    assert response.status == 200 and len(response.header_all("Set-Cookie")) == 3
+    assert environ_of(web.request("GET", "/keep/after"))["environ"]["PATH_INFO"] == "/keep/after"
+    assert "lost" not in app.text()[mark:] and "closing the connection" not in app.text()[mark:]
+
+
+def test_head_streaming_errors_and_a_client_that_leaves(tcp_stack: tuple[Any, LiveServer]) -> None:
+    web, app = tcp_stack
+    head = web.request("HEAD", "/h", headers={"X-Probe": "binary"})
+    assert head.status == 200 and head.body == b""
+    stream = web.request("GET", "/s", headers={"X-Probe": "stream"})
+    assert stream.status == 200 and stream.body.count(b"chunk ") == 200
+    binary = web.request("GET", "/b", headers={"X-Probe": "binary"})
+    assert (
+        hashlib.sha256(binary.body).hexdigest()
+        == hashlib.sha256(bytes(range(256)) * 4096).hexdigest()
+    )
+    assert web.request("GET", "/boom", headers={"X-Probe": "boom"}).status == 500
+    # A client that leaves mid-stream: the app's iterator is closed, the server goes on.
+    connection = http.client.HTTPConnection(web.host, web.port, timeout=10)
+    connection.request("GET", "/slow", headers={"X-Probe": "slow-stream"})
+    reply = connection.getresponse()
+    assert reply.read(20000)
+    connection.close()
+    for _ in range(5):
+        assert environ_of(web.request("GET", "/after"))["environ"]["PATH_INFO"] == "/after"
+    nginx_log = web.log_text()
+    assert "upstream prematurely closed" not in nginx_log, nginx_log[-3000:]

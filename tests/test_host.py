@@ -209,3 +209,64 @@ def test_run_dev_server_bind_in_use_is_one_line() -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert str(port) in result.stderr
+
+
+@pytest.mark.parametrize("inherit", ["fd0", "systemd"])
+def test_run_on_inherited_socket_serves_fastcgi(inherit: str) -> None:
+    # how mod_fcgid / lighttpd bin-path / spawn-fcgi (fd 0) and systemd (fd 3) start a backend
+    import contextlib
+    import signal
+    import time
+
+    fastcgi = pytest.importorskip("wsgigate.fastcgi.client")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        argv = [sys.executable, "-m", "wsgigate", "run", "examples/hello.py:app"]
+        env = dict(BASE_ENV)
+        if inherit == "fd0":
+            kwargs: dict[str, object] = {"stdin": listener}
+        else:
+            # systemd: the socket is fd 3 and LISTEN_PID names the process that gets it
+            fd = listener.fileno()
+            launcher = (
+                "import os, sys\n"
+                f"if {fd} != 3:\n    os.dup2({fd}, 3)\n    os.close({fd})\n"
+                "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1')\n"
+                "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])\n"
+            )
+            argv = [sys.executable, "-c", launcher, *argv[1:]]
+            kwargs = {"stdin": subprocess.DEVNULL, "pass_fds": (fd,)}
+        process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            **kwargs,  # type: ignore[arg-type]
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = fastcgi.request(
+                    f"127.0.0.1:{port}", fastcgi.http_params("GET", "/inherited"), timeout=5
+                )
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        assert response.status == 200
+        assert response.body == b"Hello, inherited!\n"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            _, err = process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            _, err = process.communicate()
+    assert b"development server" not in err

@@ -236,4 +236,4 @@ def test_server_config_errors() -> None:
     with pytest.raises(ConfigurationError, match="unknown server option"):
         config_from_options("fastcgi", "127.0.0.1:9000", bind="127.0.0.1:0", threds=2)
     config = config_from_options("fastcgi", "127.0.0.1:9000", bind="127.0.0.1:0", threads=3)
-    assert config.bind == ["127.0.0.1:0"] and config.queue_size == 12
+    assert config.bind == ["127.0.0.1:0"] and config.queue_size == 1024

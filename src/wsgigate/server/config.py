@@ -30,7 +30,7 @@ class ServerConfig:
     bind: list[str] = field(default_factory=list)
     workers: int = 1
     threads: int = 4
-    queue: int = 0  # connections waiting for a thread; 0 = 4 * threads
+    queue: int = 0  # connections waiting for a thread; 0 = the default, 1024
     backlog: int = 2048
     timeout: float = 30.0  # a worker silent this long (or with every thread stuck) is killed
     graceful_timeout: float = 30.0
@@ -67,7 +67,7 @@ class ServerConfig:
 
     @property
     def queue_size(self) -> int:
-        return self.queue or 4 * self.threads
+        return self.queue or 1024
 
 
 def _octal(text: str) -> int:
@@ -103,8 +103,9 @@ def add_server_arguments(parser: argparse.ArgumentParser, default_bind: str) -> 
         "--queue",
         type=int,
         default=0,
-        help="connections waiting for a thread before new ones are answered as overloaded "
-        "(default: 4 x threads)",
+        help="connections a worker holds waiting for a thread; beyond it a request is answered "
+        "503 / FCGI_OVERLOADED (default: 1024). With several workers, a worker whose threads "
+        "are all busy stops accepting and leaves new connections to its siblings",
     )
     group.add_argument("--backlog", type=int, default=2048, help="listen() backlog")
     group.add_argument(

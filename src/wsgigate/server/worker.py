@@ -160,6 +160,10 @@ class Worker:
         self._returned: deque[Connection] = deque()
         self._lock = threading.Lock()
         self._inflight = 0
+        # With sibling workers, a worker whose threads are all busy stops accepting, so that an
+        # idle sibling takes the next connection (or it waits in the listen backlog).
+        self._share = config.workers > 1
+        self._throttled = False
         self._idle: dict[int, Connection] = {}
         self._wake_r = self._wake_w = -1
         self._stop_reason = ""
@@ -214,6 +218,8 @@ class Worker:
                 self._close(conn)
             with self._lock:
                 self._inflight -= 1
+            if self._throttled:
+                self._wake()
 
     def _close(self, conn: Connection) -> None:
         try:
@@ -317,7 +323,7 @@ class Worker:
         last_beat = 0.0
         try:
             while not self.forced:
-                for key, _ in selector.select(1.0 if not self.stopping else 0.1):
+                for key, _ in selector.select(0.05 if self.stopping or self._throttled else 1.0):
                     data = key.data
                     if data is None:
                         with contextlib.suppress(OSError):
@@ -337,6 +343,15 @@ class Worker:
                     conn.idle_since = now
                     self._idle[conn.sock.fileno()] = conn
                     selector.register(conn.sock, selectors.EVENT_READ, conn)
+                if self._share and listening and not self.stopping:
+                    saturated = self._inflight >= self.config.threads
+                    if saturated != self._throttled:
+                        for listener in self.listeners:
+                            if saturated:
+                                selector.unregister(listener.sock)
+                            else:
+                                selector.register(listener.sock, selectors.EVENT_READ, listener)
+                        self._throttled = saturated
                 if self.stopping:
                     if listening:
                         listening = False
@@ -348,7 +363,8 @@ class Worker:
                         )
                         deadline = now + self.config.graceful_timeout
                         for listener in self.listeners:
-                            selector.unregister(listener.sock)
+                            if not self._throttled:
+                                selector.unregister(listener.sock)
                             if self.forked:
                                 listener.close()  # the arbiter keeps its copy
                         for conn in list(self._idle.values()):

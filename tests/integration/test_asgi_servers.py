@@ -235,6 +235,20 @@ def test_chunked_upload_is_read_to_its_end(server: Server) -> None:
     assert result == {"bytes": len(data), "crc": zlib.crc32(data)}
 
 
+def test_websocket_is_refused_with_403(server: Server) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head and (chunk := sock.recv(4096)):
+            head += chunk
+    assert head.startswith(b"HTTP/1.1 403"), head[:200]
+    # the server goes on serving
+    assert server.get("/env/after-ws")[0] == 200
+
+
 # ---- 1 GiB each way with flat memory -------------------------------------------------------
 
 

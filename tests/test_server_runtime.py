@@ -370,6 +370,20 @@ def test_full_pool_answers_overloaded(tmp_path: Path) -> None:
             assert _read_line(queued).startswith("pid ")
 
 
+def test_busy_worker_leaves_new_connections_to_its_sibling(tmp_path: Path) -> None:
+    argv = lines_server("--workers", "2", "--threads", "1")
+    with live_server(argv, tmp_path) as server:
+        server.wait_for(r"booted worker \d+(?:.*\n)+.*booted worker \d+")
+        with server.connect() as busy:
+            busy.sendall(b"sleep 2\n")
+            time.sleep(0.5)
+            start = time.monotonic()
+            pids = {pid_of(ask(server)) for _ in range(6)}
+            assert time.monotonic() - start < 1.5  # none waited behind the sleeping one
+            busy_pid = pid_of(_read_line(busy))
+        assert len(pids) == 1 and busy_pid not in pids
+
+
 def test_inherited_socket_on_fd0(tmp_path: Path) -> None:
     """As Apache mod_fcgid, lighttpd bin-path and spawn-fcgi start a backend: no --bind."""
     listener = socket.socket()

@@ -12,6 +12,7 @@ import concurrent.futures
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -539,3 +540,24 @@ def test_cli_refuses_a_bad_bind_in_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "wsgigate: error: bind 'fd://3': the ASGI servers take HOST:PORT or unix:/path"
     ]
+
+
+@pytest.mark.parametrize("name", ["uvicorn", "hypercorn"])
+def test_cli_stops_cleanly_on_sigterm(name: str, tmp_path: Path) -> None:
+    pytest.importorskip(name)
+    (tmp_path / "asgi_target.py").write_text(APP)
+    env = {"ASGI_TEST_MARKS": str(tmp_path), "PYTHONPATH": str(tmp_path), "PYTHONDEVMODE": ""}
+    port = free_port()
+    argv = [sys.executable, "-m", "wsgigate", "asgi", "asgi_target:app", "--server", name]
+    argv += ["--bind", f"127.0.0.1:{port}", "--log-level", "info"]
+    log = tmp_path / "server.log"
+    with running(argv, port=port, env=env, cwd=tmp_path, log=log) as process:
+        server = Server(name, port, process, tmp_path)
+        assert server.get("/env/before-stop")[0] == 200
+        process.send_signal(signal.SIGTERM)
+        # uvicorn re-raises the signal it caught once it has shut down (exit -15)
+        assert process.wait(timeout=10) in (0, -signal.SIGTERM)
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text, text[-2000:]
+    if name == "uvicorn":
+        assert "Application shutdown complete" in text, text[-2000:]

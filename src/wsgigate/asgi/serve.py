@@ -63,14 +63,16 @@ def serve(
                 "hypercorn is not installed: pip install 'wsgigate[asgi]'"
             ) from None
         import asyncio
+        import logging
         import signal
 
         config = Config()
         config.bind = [f"unix:{spec.path}" if spec.kind == "unix" else str(spec)]
         config.root_path = root_path
         config.loglevel = log_level.upper()
-        config.accesslog = "-"
-        config.errorlog = "-"
+        # through the root logger the command line set up: one format, each line once
+        config.accesslog = logging.getLogger("hypercorn.access")
+        config.errorlog = logging.getLogger("hypercorn.error")
 
         async def main() -> None:
             stop = asyncio.Event()

@@ -8,7 +8,6 @@ and exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from wsgigate import __version__
@@ -16,6 +15,7 @@ from wsgigate.errors import ConfigurationError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Sequence
     from wsgiref.types import WSGIApplication
 
@@ -48,9 +48,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_cgi(args: argparse.Namespace) -> int:
+    return _cgi(args.app, debug=args.debug)
+
+
+def _cgi(spec: str, *, debug: bool) -> int:
     from wsgigate import cgi
 
-    outcome = cgi.run(_load(args.app), debug=args.debug)
+    outcome = cgi.run(_load(spec), debug=debug)
     return 0 if outcome.complete else 1
 
 
@@ -224,6 +228,8 @@ COMMANDS: dict[
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="wsgigate",
         description="Run one WSGI application on CGI, FastCGI, SCGI, AWS Lambda and ASGI servers.",
@@ -238,9 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "cgi" and argv[1][:1] != "-":
+        # A CGI server starts `wsgigate cgi MODULE:APP` for every request: no argparse and no
+        # other command's imports, which cost a request more than the interpreter's start-up
+        # (docs/benchmarks.md, cgi-spawn).
+        args = None
+    else:
+        args = build_parser().parse_args(argv)
     try:
-        status: int = args.run(args)
+        status: int = _cgi(argv[1], debug=False) if args is None else args.run(args)
     except ConfigurationError as exc:
         print(f"wsgigate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -17,8 +17,9 @@ A response whose body is a list (the common case) costs two hand-overs: one to t
 back, carrying head, body and the end of the request together. Streamed bodies are queued up to
 :data:`WINDOW` bytes: the worker runs ahead of the client by that much and no more, so a slow
 client never makes the server hold a whole body (backpressure), and the request body is pulled
-from ``receive()`` only when the app reads it. ``http.disconnect`` (or a ``send`` that fails)
-makes the app's next ``write`` raise, the core closes the app's iterable and the worker is free.
+from ``receive()`` as the app reads it, one message ahead. ``http.disconnect`` (or a ``send``
+that fails) makes the app's next ``write`` raise, the core closes the app's iterable and the
+worker is free.
 
 Only the standard library is imported here; servers are imported by the command line alone.
 """

@@ -241,9 +241,11 @@ class _Exchange:
             self.head = b""
         codec = self.codec
         if not self.keep_conn and not self.stdin.ended and self.stdin.size < PENDING_INPUT_LIMIT:
-            # The connection will close: see whether the end of STDIN is already here, so
-            # the lingering drain (see FastCGIHandler._linger) is only done when needed.
-            self.pump(block=False)
+            # The connection will close: see whether the end of STDIN is already here (nginx
+            # sends it with the PARAMS), so the lingering drain is only done when needed.
+            self._events()
+            if not self.stdin.ended:
+                self.pump(block=False)
         if data:
             codec.stdout(self.request_id, data)
         codec.end_request(self.request_id)

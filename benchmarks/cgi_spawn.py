@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from benchmarks import Options, Result, Row, Scenario
-from benchmarks.cgi import BODY, SCRIPTS, SIDES, precompile
+from benchmarks.cgi import APP, BODY, SCRIPTS, SIDES, precompile
 from benchmarks.harness import BenchmarkError, children_cpu, interpreter
 
 # What lighttpd's mod_cgi sets for `GET /cgi-bin/app.cgi` (plus PATH, as servers pass it).
@@ -87,6 +87,14 @@ def run(options: Options) -> Result:
         sides[f"wsgigate.cgi.run from {options.compare}"] = "compared.cgi"
         notes.append(f"compared: wsgigate imported by `{options.compare}` from `{other}`")
     with tempfile.TemporaryDirectory(prefix="wsgigate-bench-spawn-") as tmp:
+        # The same app served by the command line, `wsgigate cgi FILE:app`, called the way the
+        # `wsgigate` console script calls it (without pip's wrapper or a shell around it).
+        Path(tmp, "hello_app.py").write_text(APP)
+        scripts["command.cgi"] = (
+            f"#!{python}\nimport sys\nfrom wsgigate.cli import main\n"
+            f"sys.exit(main(['cgi', '{tmp}/hello_app.py:app']))\n"
+        )
+        sides["wsgigate cgi FILE:app (command line)"] = "command.cgi"
         paths = {}
         for name, text in scripts.items():
             path = Path(tmp, name)

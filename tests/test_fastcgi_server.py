@@ -455,3 +455,18 @@ def test_inherited_fd0_as_mod_fcgid_starts_it(app_file: Path, tmp_path: Path) ->
         assert request(server.address, http_params("GET", "/"), timeout=10).body == b"hello"
     assert path.exists()  # not ours to remove: the spawner owns it
     os.unlink(path)
+
+
+def test_check_probe_runs_the_real_handler() -> None:
+    from tests.support import EXAMPLES
+    from wsgigate.check import ProbeRequest, check
+    from wsgigate.loader import load_app
+
+    hello = load_app(f"{EXAMPLES / 'hello.py'}:app")
+    for request_ in (
+        ProbeRequest("GET", "/caf\xc3\xa9", "a=1&a=", [("X-Big", "v" * 20000)]),
+        ProbeRequest("POST", "/echo", "", [("Content-Type", "text/plain")], b"x" * 100000),
+    ):
+        rows = {row.gateway: row for row in check(hello, request_)}
+        assert rows["fastcgi"].ok, (rows["fastcgi"].status, rows["fastcgi"].reason)
+        assert rows["fastcgi"].status == "200 OK"

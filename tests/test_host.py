@@ -270,3 +270,33 @@ def test_run_on_inherited_socket_serves_fastcgi(inherit: str) -> None:
             os.killpg(process.pid, signal.SIGKILL)
             _, err = process.communicate()
     assert b"development server" not in err
+
+
+@pytest.mark.xfail(reason="httpoxy: cgi.run drops HTTP_PROXY from environ but not from os.environ")
+def test_run_under_cgi_hides_http_proxy_from_os_environ(tmp_path: Path) -> None:
+    # requests and urllib read the proxy from os.environ: in a CGI process the client's
+    # `Proxy:` header is there as HTTP_PROXY unless the gateway removes it
+    app = tmp_path / "proxy_app.py"
+    app.write_text(
+        "import os\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [repr((environ.get('HTTP_PROXY'), os.environ.get('HTTP_PROXY'))).encode()]\n"
+    )
+    env = {
+        **BASE_ENV,
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "HTTP_PROXY": "http://attacker.example:3128",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "wsgigate", "run", f"{app}:app"],
+        env=env,
+        input=b"",
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.stdout.endswith(b"\r\n\r\n(None, None)"), result.stdout

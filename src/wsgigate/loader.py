@@ -70,9 +70,13 @@ def _import(module_name: str, spec: str) -> Any:
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
         if missing == module_name or module_name.startswith(missing + "."):
-            where = ", ".join(repr(p or os.getcwd()) for p in sys.path[:4])
+            # the folders a user may have meant; the interpreter's own ones go unnamed
+            prefixes = (sys.prefix, sys.base_prefix)
+            own = [p or os.getcwd() for p in sys.path if not p or not p.startswith(prefixes)]
+            where = "".join(f"{p!r}, " for p in dict.fromkeys(own[:4]))
             raise AppLoadError(
-                f"{spec!r}: module {module_name!r} not found (looked in {where}, ...)"
+                f"{spec!r}: module {module_name!r} not found "
+                f"(looked in {where}and the installed packages)"
             ) from None
         raise AppLoadError(
             f"{spec!r}: module {module_name!r} was found, but importing it failed: "

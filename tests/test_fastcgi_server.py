@@ -83,6 +83,10 @@ APP = textwrap.dedent(
             time.sleep(float(environ.get("QUERY_STRING") or 1))
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"slept"]
+        if path == "/filter":
+            data = environ["wsgigate.fastcgi.data"].read()
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [data.upper()]
         if path == "/boom":
             raise RuntimeError("boom")
         if path == "/pid":
@@ -142,8 +146,9 @@ class Raw:
         keep: bool,
         method: str = "GET",
         params: dict[str, str] | None = None,
+        role: int = 1,
     ) -> None:
-        self.client.begin_request(rid, keep_conn=keep)
+        self.client.begin_request(rid, role, keep_conn=keep)
         p = http_params(method, target)
         p.update(params or {})
         self.client.params(rid, p)
@@ -470,3 +475,19 @@ def test_check_probe_runs_the_real_handler() -> None:
         rows = {row.gateway: row for row in check(hello, request_)}
         assert rows["fastcgi"].ok, (rows["fastcgi"].status, rows["fastcgi"].reason)
         assert rows["fastcgi"].status == "200 OK"
+
+
+def test_filter_and_authorizer_roles(app_file: Path, tmp_path: Path) -> None:
+    with fastcgi_server(app_file, tmp_path, "--workers", "0") as server, Raw(server) as raw:
+        raw.begin(1, "/filter", keep=True, role=3, params={"FCGI_DATA_LENGTH": "11"})
+        raw.client.end_stdin(1)
+        raw.client.data(1, b"hello ")
+        raw.client.data(1, b"world")
+        raw.client.end_data(1)
+        raw.flush()
+        assert stdout_of(raw.events(until_end=1)).endswith(b"\r\n\r\nHELLO WORLD")
+        raw.begin(2, "/env", keep=True, role=2)
+        raw.client.end_stdin(2)
+        raw.flush()
+        env = json.loads(stdout_of(raw.events(until_end=2)).partition(b"\r\n\r\n")[2])
+        assert env["FCGI_ROLE"] == "AUTHORIZER"

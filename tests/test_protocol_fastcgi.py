@@ -396,6 +396,12 @@ def test_server_may_answer_overloaded_itself() -> None:
     assert split_records(conn.data_to_send()) == [
         (f.END_REQUEST, 1, struct.pack("!IB3x", 0, f.OVERLOADED), 0)
     ]
+    conn = begun(2)
+    conn.stdout(2, b"Status: 503 Service Unavailable\r\n\r\n")
+    conn.end_request(2, protocol_status=f.OVERLOADED)
+    records = split_records(conn.data_to_send())
+    assert [r[0] for r in records] == [f.STDOUT, f.STDOUT, f.END_REQUEST]
+    assert records[1][2] == b""  # a stream that was written to is always ended
 
 
 # -- abort, keep_conn, leftovers ------------------------------------------------------------------

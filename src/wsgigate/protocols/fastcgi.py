@@ -449,6 +449,7 @@ class _Request:
         "data_done",
         "aborted",
         "discard",
+        "stdout_used",
         "stderr_used",
     )
 
@@ -461,6 +462,7 @@ class _Request:
         self.data_done = False
         self.aborted = False
         self.discard = False
+        self.stdout_used = False
         self.stderr_used = False
 
 
@@ -649,8 +651,9 @@ class FastCGIConnection(_RecordReader):
 
     def stdout(self, request_id: int, data: bytes) -> None:
         """Queue response bytes (records of at most 65,535 bytes); ``b""`` is a no-op."""
-        self._active(request_id)
+        request = self._active(request_id)
         if data:
+            request.stdout_used = True
             _records(STDOUT, request_id, bytes(data), self._out, MAX_CONTENT)
 
     def stderr(self, request_id: int, data: bytes) -> None:
@@ -663,7 +666,11 @@ class FastCGIConnection(_RecordReader):
     def end_request(
         self, request_id: int, app_status: int = 0, protocol_status: int = REQUEST_COMPLETE
     ) -> None:
-        """End STDOUT (and STDERR if used), then queue END_REQUEST; the request is over."""
+        """End STDERR if used and STDOUT, then queue END_REQUEST; the request is over.
+
+        STDOUT is ended (an empty record) for a completed request even when nothing was written,
+        and for a refused one (OVERLOADED...) when something was.
+        """
         request = self._requests.pop(request_id, None)
         if request is None:
             raise LocalProtocolError(f"request {request_id} is not active on this connection")
@@ -674,7 +681,7 @@ class FastCGIConnection(_RecordReader):
         if request.stderr_used:
             out.append(_end_of_stream(STDERR, request_id))
         app_status &= 0xFFFFFFFF
-        if protocol_status == REQUEST_COMPLETE:
+        if protocol_status == REQUEST_COMPLETE or request.stdout_used:
             out.append(
                 _STDOUT_END_AND_END_RECORD.pack(
                     VERSION,
@@ -689,7 +696,7 @@ class FastCGIConnection(_RecordReader):
                     0,
                     app_status,
                     protocol_status,
-                )  # fmt: skip
+                )
             )
         else:
             out.append(

@@ -71,8 +71,13 @@ def test_alb_script_name_is_empty() -> None:
 
 def test_eventbridge_event_is_not_answered_with_an_empty_dict() -> None:
     """serverless-wsgi: every EventBridge event silently answered {}."""
-    event = {"version": "0", "source": "aws.events", "detail-type": "Scheduled Event",
-             "detail": {}, "resources": []}  # fmt: skip
+    event = {
+        "version": "0",
+        "source": "aws.events",
+        "detail-type": "Scheduled Event",
+        "detail": {},
+        "resources": [],
+    }
     with pytest.raises(ProtocolError, match="not an HTTP event"):
         make_handler(echo_app)(event, None)
 
@@ -232,8 +237,15 @@ def test_binary_decision_order() -> None:
 
     assert default_is_binary([("Content-Type", "text/plain"), ("Content-Encoding", "gzip")])
     assert not default_is_binary([("Content-Encoding", "identity"), ("Content-Type", "text/x")])
-    for text in ("text/csv", "application/json", "application/ld+json", "image/svg+xml",
-                 "application/javascript", "application/x-yaml", "application/xml"):  # fmt: skip
+    for text in (
+        "text/csv",
+        "application/json",
+        "application/ld+json",
+        "image/svg+xml",
+        "application/javascript",
+        "application/x-yaml",
+        "application/xml",
+    ):
         assert default_is_binary([("Content-Type", text)]) is False, text
     for binary in ("image/png", "application/pdf", "font/woff2", "application/octet-stream"):
         assert default_is_binary([("Content-Type", binary)]) is True, binary

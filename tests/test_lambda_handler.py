@@ -97,9 +97,16 @@ def test_binary_bodies_round_trip(
 @pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize(
     "content_type",
-    ["text/html; charset=utf-8", "application/json", "application/vnd.api+json",
-     "application/atom+xml", "application/javascript", "application/yaml", None],
-)  # fmt: skip
+    [
+        "text/html; charset=utf-8",
+        "application/json",
+        "application/vnd.api+json",
+        "application/atom+xml",
+        "application/javascript",
+        "application/yaml",
+        None,
+    ],
+)
 def test_text_bodies_stay_text(source: str, content_type: str | None) -> None:
     headers = [("Content-Type", content_type)] if content_type else []
     body = "héllo ✓".encode()
@@ -115,8 +122,12 @@ def test_binary_override() -> None:
     assert parse_response("http_api", answer)[2] == b"plain"
     png = response_app("200 OK", [("Content-Type", "image/svg")], b"<svg/>")
     answer = make_handler(png, binary=lambda headers: False)(make_v2_event(), None)
-    assert answer == {"statusCode": 200, "headers": {"Content-Type": "image/svg"},
-                      "body": "<svg/>", "isBase64Encoded": False}  # fmt: skip
+    assert answer == {
+        "statusCode": 200,
+        "headers": {"Content-Type": "image/svg"},
+        "body": "<svg/>",
+        "isBase64Encoded": False,
+    }
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -152,10 +163,14 @@ def test_post_body_and_request_headers(source: str) -> None:
         source,
         method="POST",
         path="/echo",
-        headers=[("Content-Type", "application/x-www-form-urlencoded"), ("X-Multi", "a"),
-                 ("X-Multi", "b"), ("Cookie", "s=1; t=2")],
+        headers=[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-Multi", "a"),
+            ("X-Multi", "b"),
+            ("Cookie", "s=1; t=2"),
+        ],
         body=b"a=1&b=%C3%A9",
-    )  # fmt: skip
+    )
     assert seen["REQUEST_METHOD"] == "POST"
     assert seen["body"] == "a=1&b=%C3%A9"
     assert seen["CONTENT_LENGTH"] == "12"
@@ -258,8 +273,11 @@ def test_event_and_context_in_environ() -> None:
 
 @pytest.mark.parametrize("source", ["rest", "http_api", "function_url", "alb"])
 def test_base_path_for_custom_domains(source: str) -> None:
-    event = BUILDERS[source](path="/api/v1/users", domain="api.example.com") if source in (
-        "rest", "http_api", "function_url") else BUILDERS[source](path="/api/v1/users")  # fmt: skip
+    event = (
+        BUILDERS[source](path="/api/v1/users", domain="api.example.com")
+        if source in ("rest", "http_api", "function_url")
+        else BUILDERS[source](path="/api/v1/users")
+    )
     if source == "function_url":
         event["requestContext"]["domainName"] = "abc.lambda-url.us-east-1.on.aws"
     answer = make_handler(echo_app, base_path="/api/")(event, None)
@@ -319,8 +337,13 @@ def test_asgi_app_goes_to_mangum() -> None:
     pytest.importorskip("mangum")
 
     async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/plain")]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
         await send({"type": "http.response.body", "body": scope["path"].encode()})
 
     class AsgiClass:

@@ -165,6 +165,18 @@ def cmd_asgi(args: argparse.Namespace) -> int:
     return 0
 
 
+def args_lambda(parser: argparse.ArgumentParser) -> None:
+    from wsgigate.aws_lambda.commands import add_arguments
+
+    add_arguments(parser)
+
+
+def cmd_lambda(args: argparse.Namespace) -> int:
+    from wsgigate.aws_lambda.commands import run
+
+    return run(args)
+
+
 def args_fastcgi_request(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", metavar="PATH", help="request path and query, e.g. /health?x=1")
     parser.add_argument(
@@ -224,6 +236,11 @@ COMMANDS: dict[
         cmd_fastcgi_request,
     ),
     "asgi": ("serve the app from an ASGI server (uvicorn, hypercorn)", args_asgi, cmd_asgi),
+    "lambda": (
+        "AWS Lambda: invoke an event locally, serve the Runtime API, package, deploy",
+        args_lambda,
+        cmd_lambda,
+    ),
 }
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -747,3 +750,79 @@ def test_upload_is_read_one_message_ahead_at_most() -> None:
     # may not have run that receive() yet when the app looks): never more than one ahead
     assert all(k + 1 <= count <= k + 2 for k, count in enumerate(pulled))
     assert client.received in (5, 6)
+
+
+# ---- wsgi.file_wrapper and http.response.pathsend ------------------------------------------
+
+
+class UnreadableFile(io.FileIO):
+    """A real file whose contents the bridge must not read when the server sends it by path."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        raise AssertionError("the worker read a file the server was to send")
+
+
+def file_app(path: str, *, length: bool = False, opener: Any = open) -> Any:
+    def wsgi(environ: Environ, start_response: Any) -> Any:
+        headers = [("Content-Type", "application/octet-stream")]
+        if length:
+            headers.append(("Content-Length", str(os.path.getsize(path))))
+        start_response("200 OK", headers)
+        return environ["wsgi.file_wrapper"](opener(path, "rb"), 4096)
+
+    return wsgi
+
+
+PATHSEND = {"http.response.pathsend": {}}
+
+
+def test_file_is_sent_by_path_when_the_server_offers_pathsend(tmp_path: Path) -> None:
+    data = os.urandom(10000)
+    target = tmp_path / "blob.bin"
+    target.write_bytes(data)
+    app = WSGIApp(file_app(str(target), opener=lambda p, m: UnreadableFile(p, "r")))
+    client = run(app, make_scope(extensions=PATHSEND), Client())
+    assert client.status == 200
+    assert (b"content-length", b"10000") in client.headers
+    assert client.sent[1:] == [{"type": "http.response.pathsend", "path": str(target)}]
+
+
+def test_file_is_streamed_when_pathsend_is_not_offered_or_not_possible(tmp_path: Path) -> None:
+    data = os.urandom(10000)
+    target = tmp_path / "blob.bin"
+    target.write_bytes(data)
+    cases = [
+        (make_scope(), {}),  # no extension
+        (make_scope(extensions=PATHSEND), {"length": True}),  # the core checks Content-Length
+        (make_scope(method="HEAD", extensions=PATHSEND), {}),
+    ]
+    for scope, options in cases:
+        client = run(WSGIApp(file_app(str(target), **options)), scope, Client())
+        assert client.body == data, (scope["method"], options)
+        assert all(m["type"] != "http.response.pathsend" for m in client.sent)
+
+    def seeked(path: str, mode: str) -> Any:
+        handle = open(path, mode)  # noqa: SIM115 (the wrapper closes it)
+        handle.seek(10)
+        return handle
+
+    client = run(
+        WSGIApp(file_app(str(target), opener=seeked)), make_scope(extensions=PATHSEND), Client()
+    )
+    assert client.body == data[10:]  # not the whole file: read by the worker
+
+
+def test_pathsend_closes_the_applications_file(tmp_path: Path) -> None:
+    target = tmp_path / "blob.bin"
+    target.write_bytes(b"x" * 100)
+    opened: list[Any] = []
+
+    def opener(path: str, mode: str) -> Any:
+        opened.append(open(path, mode))  # noqa: SIM115 (closed by the wrapper)
+        return opened[-1]
+
+    client = run(
+        WSGIApp(file_app(str(target), opener=opener)), make_scope(extensions=PATHSEND), Client()
+    )
+    assert client.sent[-1]["type"] == "http.response.pathsend"
+    assert opened[0].closed

@@ -29,7 +29,7 @@ from tests.support import free_port, require_binary, running
 pytestmark = pytest.mark.integration
 
 APP = r"""
-import json, os, time, zlib
+import io, json, os, time, zlib
 
 MARKS = os.environ["ASGI_TEST_MARKS"]
 BLOCK = bytes(range(256)) * 256  # 64 KiB
@@ -49,6 +49,13 @@ def app(environ, start_response):
         size = int(environ["QUERY_STRING"])
         start_response("200 OK", [("Content-Length", str(size))])
         return download(size)
+    if path == "/file":
+        name = os.path.join(MARKS, "served.bin")
+        if not os.path.exists(name):
+            with open(name, "wb") as f:
+                f.write(BLOCK * 40)
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](Counted(name), 65536)
     if path == "/forever":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Forever(environ["QUERY_STRING"])
@@ -64,6 +71,13 @@ def download(size):
         block = BLOCK[:size]
         size -= len(block)
         yield block
+
+
+class Counted(io.FileIO):
+    def read(self, size=-1, /):
+        with open(os.path.join(MARKS, "file-reads"), "a") as f:
+            f.write("r")
+        return super().read(size)
 
 
 class Forever:
@@ -248,6 +262,18 @@ def test_websocket_is_refused_with_403(server: Server) -> None:
     assert head.startswith(b"HTTP/1.1 403"), head[:200]
     # the server goes on serving
     assert server.get("/env/after-ws")[0] == 200
+
+
+def test_file_wrapper_is_sent_by_path_where_the_server_offers_pathsend(server: Server) -> None:
+    reads = server.marks / "file-reads"
+    reads.unlink(missing_ok=True)
+    status, body = server.get("/file")
+    assert status == 200
+    assert body == bytes(range(256)) * 256 * 40
+    if server.name == "granian":  # offers http.response.pathsend: the worker never reads it
+        assert not reads.exists()
+    else:
+        assert reads.read_text().count("r") >= 40
 
 
 # ---- 1 GiB each way with flat memory -------------------------------------------------------

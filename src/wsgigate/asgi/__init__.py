@@ -34,6 +34,7 @@ from queue import SimpleQueue
 
 from wsgigate.core import (
     ErrorStream,
+    FileWrapper,
     InputStream,
     build_environ,
     content_length,
@@ -45,7 +46,7 @@ from wsgigate.errors import ApplicationError, ClientDisconnected, ProtocolError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+    from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
     from typing import Any
     from wsgiref.types import WSGIApplication
 
@@ -168,6 +169,7 @@ class _Channel:
         "waiter",
         "body_done",
         "ahead",
+        "pathsend",
         "hops",
     )
 
@@ -187,6 +189,7 @@ class _Channel:
         self.waiter: asyncio.Future[None] | None = None
         self.body_done = body_done  # receive() has reported more_body=False
         self.ahead: ConcurrentFuture[Message] | None = None  # the next body message, asked for
+        self.pathsend: tuple[str, int] | None = None  # (path, size): the server sends the file
         self.hops = 0  # worker -> loop hand-overs (for tests and profiling)
 
     # ---- worker side: ResponseWriter ---------------------------------------------------------
@@ -327,18 +330,23 @@ class _Channel:
                     try:
                         if not started:
                             status, headers = self.head  # type: ignore[misc]
+                            fields = [
+                                (n.lower().encode("latin-1"), v.encode("latin-1"))
+                                for n, v in headers
+                            ]
+                            if self.pathsend is not None:
+                                fields.append((b"content-length", b"%d" % self.pathsend[1]))
                             await send(
                                 {
                                     "type": "http.response.start",
                                     "status": int(status[:3]),
-                                    "headers": [
-                                        (n.lower().encode("latin-1"), v.encode("latin-1"))
-                                        for n, v in headers
-                                    ],
+                                    "headers": fields,
                                 }
                             )
                             started = True
-                        if body or last:
+                        if last and self.pathsend is not None:
+                            await send({"type": "http.response.pathsend", "path": self.pathsend[0]})
+                        elif body or last:
                             await send(
                                 {"type": "http.response.body", "body": body, "more_body": not last}
                             )
@@ -541,6 +549,8 @@ class WSGIApp:
             url_scheme="https" if meta.get("HTTPS") else "http",
         )
         environ["asgi.scope"] = scope
+        if "http.response.pathsend" in (scope.get("extensions") or ()):
+            environ["wsgi.file_wrapper"] = PathFileWrapper
         channel.waiter = loop.create_future()
         workers.submit(self._run, environ, channel)
         try:
@@ -550,8 +560,11 @@ class WSGIApp:
 
     def _run(self, environ: dict[str, Any], channel: _Channel) -> None:
         outcome = None
+        app = self.app
+        if environ["wsgi.file_wrapper"] is PathFileWrapper:
+            app = _pathsend_app(app, channel)
         try:
-            outcome = run_app(self.app, environ, channel, debug=self.debug)
+            outcome = run_app(app, environ, channel, debug=self.debug)
         finally:
             channel.end(outcome)
 
@@ -592,6 +605,83 @@ class WSGIApp:
                 pools = [pool] if pool is not None else []
         for workers in pools:
             workers.shutdown()
+
+
+class PathFileWrapper(FileWrapper):
+    """``wsgi.file_wrapper`` when the server offers ``http.response.pathsend``.
+
+    Iterates like the core's wrapper wherever the file cannot be sent by path.
+    """
+
+    __slots__ = ()
+
+
+def _pathsend_app(app: WSGIApplication, channel: _Channel) -> WSGIApplication:
+    """``app``, but a whole regular file it returns in a :class:`PathFileWrapper` is sent by
+    the server (``http.response.pathsend``) instead of read by the worker.
+
+    Only for a GET the app answered 200 without a Content-Length (the core checks the body the app
+    gives against its Content-Length, and here the core sees no body): the bridge adds the
+    file's size. ``start_response`` is the core's, only looked at on the way through.
+    """
+
+    def with_pathsend(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        head: list[Any] = []
+
+        def observed(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            head[:] = [status, headers, exc_info]
+            return start_response(status, headers, exc_info)
+
+        result = app(environ, observed)
+        if type(result) is not PathFileWrapper or not head or head[2] is not None:
+            return result
+        if environ.get("REQUEST_METHOD") != "GET":
+            return result
+        status, headers = head[0], head[1]
+        if status[:3] != "200" or any(n.lower() == "content-length" for n, _ in headers):
+            return result
+        target = _whole_file(result)
+        if target is None:
+            return result
+        channel.pathsend = target
+        return _Sent(result)
+
+    return with_pathsend
+
+
+def _whole_file(wrapper: FileWrapper) -> tuple[str, int] | None:
+    """``(absolute path, size)`` of a regular file read from its start, else ``None``."""
+    import os
+    import stat
+
+    filelike = wrapper.filelike
+    name = getattr(filelike, "name", None)
+    if not isinstance(name, str) or not os.path.isabs(name):
+        return None
+    try:
+        if filelike.tell() != 0:
+            return None
+        info = os.fstat(filelike.fileno())
+        if not stat.S_ISREG(info.st_mode) or os.stat(name).st_ino != info.st_ino:
+            return None  # not a plain file, or the name now points elsewhere
+    except (AttributeError, OSError, ValueError):
+        return None
+    return name, info.st_size
+
+
+class _Sent:
+    """The body the core sees for a file the server sends: empty; closing closes the file."""
+
+    __slots__ = ("wrapper",)
+
+    def __init__(self, wrapper: FileWrapper) -> None:
+        self.wrapper = wrapper
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(())
+
+    def close(self) -> None:
+        self.wrapper.close()
 
 
 async def _plain_response(send: Send, status: int, text: str) -> None:

@@ -29,6 +29,7 @@ PROBES: dict[str, str] = {
     "cgi": "wsgigate.check:probe_cgi",
     "http (dev server)": "wsgigate.check:probe_http",
     "asgi": "wsgigate.asgi.probe:probe",
+    "lambda (every event source)": "wsgigate.aws_lambda.probe:probe",
     "fastcgi": "wsgigate.fastcgi.probe:probe",
 }
 

@@ -738,3 +738,17 @@ def test_output_round_trip(chunks: list[bytes], errors: bytes) -> None:
     assert b"".join(e.data for e in events if isinstance(e, Stdout)) == b"".join(chunks)
     assert b"".join(e.data for e in events if isinstance(e, Stderr)) == errors
     assert events[-1] == EndRequest(9, 2**32 - 1, f.REQUEST_COMPLETE)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.binary(min_size=1, max_size=64), max_size=8))
+def test_random_answers_raise_only_protocol_errors_on_the_client(chunks: list[bytes]) -> None:
+    client = FastCGIClientConnection()
+    client.begin_request(1)
+    try:
+        for chunk in [*chunks, b""]:
+            client.receive_data(chunk)
+            while not isinstance(client.next_event(), type(NEED_DATA) | ConnectionClosed):
+                pass
+    except ProtocolError:
+        pass

@@ -217,6 +217,13 @@ def test_fix_script_name_sub_path_mount() -> None:
         assert (meta["SCRIPT_NAME"], meta["PATH_INFO"]) == expected, (script, info)
 
 
+def test_fix_script_name_root_mount_rejoins_a_lighttpd_split() -> None:
+    """lighttpd without fix-root-scriptname splits / mounts at the first path segment."""
+    meta = {"SCRIPT_NAME": "/caf\xc3\xa9", "PATH_INFO": "/x"}
+    fix_script_name(meta, "/")
+    assert (meta["SCRIPT_NAME"], meta["PATH_INFO"]) == ("", "/caf\xc3\xa9/x")
+
+
 def test_fix_script_name_falls_back_to_request_uri() -> None:
     meta = {"REQUEST_URI": "/caf%C3%A9?q=1"}
     fix_script_name(meta)

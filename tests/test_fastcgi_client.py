@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, free_port, require_binary
+from tests.support import ROOT, free_port, require_binary, running
 from wsgigate.cli import main as cli_main
 from wsgigate.core import cgi_response_head
 from wsgigate.errors import ConfigurationError, ProtocolError
@@ -355,3 +355,32 @@ def test_cgi_fcgi_reads_our_split_and_padded_stdout(app: tuple[str, EchoApp]) ->
 def test_cgi_fcgi_empty_response(app: tuple[str, EchoApp]) -> None:
     out = cgi_fcgi(app[0], {"HTTP_X_EMPTY": "1", "HTTP_X_STATUS": "204 No Content"})
     assert out == b"Status: 204 No Content\r\nContent-Type: application/json\r\n\r\n"
+
+
+# -- against the real server -------------------------------------------------------------------
+
+STATUS_APP = """
+def app(environ, start_response):
+    code = environ["PATH_INFO"].rpartition("/")[2] or "200"
+    start_response(code + " Status", [("Content-Type", "text/plain")])
+    return [environ["REQUEST_METHOD"].encode() + b" " + environ["wsgi.input"].read()]
+"""
+
+
+def test_health_check_against_wsgigate_fastcgi(tmp_path: Path) -> None:
+    (tmp_path / "statusapp.py").write_text(STATUS_APP)
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "wsgigate", "fastcgi", "statusapp:app", "-b", address]
+    argv += ["--workers", "0", "--threads", "2"]
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT / 'src'}"}
+    with running(argv, port=port, env=env, cwd=tmp_path, log=tmp_path / "server.log"):
+        response = request(address, http_params("PUT", "/x/201", body=b"data"), b"data")
+        assert (response.status, response.body) == (201, b"PUT data")
+        assert get_values(address)["FCGI_MPXS_CONNS"] == "0"
+        check = [sys.executable, "-m", "wsgigate", "fastcgi-request", "--connect", address, "-q"]
+        codes = {
+            path: subprocess.run([*check, path], timeout=30, env={**os.environ, **env}).returncode
+            for path in ("/200", "/302", "/404", "/503")
+        }
+        assert codes == {"/200": 0, "/302": 0, "/404": 1, "/503": 1}

@@ -81,8 +81,8 @@ def fix_script_name(meta: MutableMapping[str, str], script_name: str | None = No
     PATH_INFO the whole path. A front end that already splits (``fastcgi_split_path_info``
     with a non-empty PATH_INFO) is trusted. With ``script_name`` (``--script-name /app``) the
     whole path is split at that mount point; ``"/"`` re-joins any split the front end made
-    (lighttpd without fix-root-scriptname cuts ``/a/b`` into ``/a`` + ``/b``). Without SCRIPT_NAME and PATH_INFO, the path of
-    REQUEST_URI is used.
+    (lighttpd without fix-root-scriptname cuts ``/a/b`` into ``/a`` + ``/b``). Without
+    SCRIPT_NAME and PATH_INFO, the path of REQUEST_URI is used.
     """
     path_info = meta.get("PATH_INFO", "")
     script = meta.get("SCRIPT_NAME", "")

@@ -183,7 +183,7 @@ def deploy(
         mode = "RESPONSE_STREAM" if stream else "BUFFERED"
         try:
             config = lam.get_function_url_config(FunctionName=name)
-            if config.get("InvokeMode", "BUFFERED") != mode:
+            if str(config.get("InvokeMode") or "BUFFERED").upper() != mode:
                 config = lam.update_function_url_config(FunctionName=name, InvokeMode=mode)
         except errors.ResourceNotFoundException:
             config = lam.create_function_url_config(

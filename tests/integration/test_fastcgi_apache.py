@@ -1,0 +1,59 @@
+"""`wsgigate fastcgi` behind real Apache httpd mod_proxy_fcgi (deploy/apache/fastcgi.conf)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration import servers
+from tests.integration.test_fastcgi_lighttpd import PROBE
+from tests.support import DEPLOY, free_port
+from tests.test_server_runtime import LiveServer, live_server
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, LiveServer]]:
+    tmp = tmp_path_factory.mktemp("fcgi-apache")
+    address = f"127.0.0.1:{free_port()}"
+    argv = [sys.executable, "-m", "wsgigate", "fastcgi", f"{PROBE}:app"]
+    argv += ["--bind", address, "--workers", "1", "--threads", "4"]
+    config = DEPLOY / "apache" / "fastcgi.conf"
+    with (
+        live_server(argv, tmp) as app,
+        servers.apache(config, env={"WSGIGATE_BACKEND": address}) as web,
+    ):
+        yield web, app
+
+
+def test_environ_path_and_query(stack: tuple[Any, LiveServer]) -> None:
+    web, _ = stack
+    response = web.request("GET", "/caf%C3%A9/x?a=1&a=&b", headers={"X-Custom": "v"})
+    assert response.status == 200, (response, web.log_tail())
+    env = json.loads(response.body)["environ"]
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("", "/caf\xc3\xa9/x")
+    assert env["QUERY_STRING"] == "a=1&a=&b"
+    assert env["HTTP_X_CUSTOM"] == "v" and env["SERVER_PORT"] == str(web.port)
+
+
+def test_bodies_streaming_and_reuse(stack: tuple[Any, LiveServer]) -> None:
+    web, app = stack
+    body = os.urandom(1 << 20)
+    response = web.request("POST", "/up", body=body)
+    assert response.status == 200, (response, web.log_tail())
+    assert json.loads(response.body)["body"]["sha256"] == hashlib.sha256(body).hexdigest()
+    stream = web.request("GET", "/s", headers={"X-Probe": "stream"})
+    assert stream.status == 200 and stream.body.count(b"chunk ") == 200
+    assert web.request("GET", "/b", headers={"X-Probe": "boom"}).status == 500
+    for i in range(10):
+        env = json.loads(web.request("GET", f"/n{i}").body)["environ"]
+        assert env["PATH_INFO"] == f"/n{i}"
+    log = web.log_text()
+    assert "AH01075" not in log and "reset by peer" not in log, log[-3000:]

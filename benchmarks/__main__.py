@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 import time
 
@@ -69,8 +70,13 @@ def parse(argv: list[str]) -> tuple[list[str], Options, bool]:
     return args.scenarios or list(SCENARIOS), options, args.write_docs
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwind, so that every scenario stops the servers it started
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _terminate)
     names, options, docs = parse(argv)
     command = shlex.join([sys.executable, "-m", "benchmarks", *argv])
     failed = 0

@@ -83,6 +83,13 @@ APP = textwrap.dedent(
             time.sleep(float(environ.get("QUERY_STRING") or 1))
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"slept"]
+        if path == "/echo-count":
+            stream = environ["wsgi.input"]
+            total = 0
+            while chunk := stream.read(1 << 20):
+                total += len(chunk)
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [str(total).encode()]
         if path == "/filter":
             data = environ["wsgigate.fastcgi.data"].read()
             start_response("200 OK", [("Content-Type", "text/plain")])
@@ -498,3 +505,37 @@ def test_filter_and_authorizer_roles(app_file: Path, tmp_path: Path) -> None:
         raw.flush()
         env = json.loads(stdout_of(raw.events(until_end=2)).partition(b"\r\n\r\n")[2])
         assert env["FCGI_ROLE"] == "AUTHORIZER"
+
+
+def _rss_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+@pytest.mark.parametrize("with_length", [True, False])
+def test_large_upload_memory_stays_flat(app_file: Path, tmp_path: Path, with_length: bool) -> None:
+    """1 GiB through wsgi.input, with and without CONTENT_LENGTH: peak RSS grows < 32 MiB."""
+    size = 1 << 30
+    with fastcgi_server(app_file, tmp_path, "--workers", "0") as server, Raw(server) as raw:
+        raw.begin(1, "/", keep=True)
+        raw.client.end_stdin(1)
+        raw.flush()
+        raw.events(until_end=1)  # warm up: the app and the code paths are loaded
+        before = _rss_kib(server.proc.pid, "VmRSS")
+        length = {"CONTENT_LENGTH": str(size) if with_length else ""}
+        raw.begin(2, "/echo-count", keep=True, method="POST", params=length)
+        chunk = b"x" * 65535
+        sent = 0
+        while sent < size:
+            part = chunk[: size - sent]
+            raw.client.stdin(2, part)
+            raw.sock.sendall(raw.client.data_to_send())
+            sent += len(part)
+        raw.client.end_stdin(2)
+        raw.flush()
+        body = stdout_of(raw.events(until_end=2, timeout=120)).partition(b"\r\n\r\n")[2]
+        assert body == str(size).encode()
+        peak = _rss_kib(server.proc.pid, "VmHWM")
+        assert peak - before < 32 * 1024, (before, peak)

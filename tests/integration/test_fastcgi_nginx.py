@@ -12,7 +12,10 @@ import hashlib
 import http.client
 import json
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,3 +146,36 @@ def test_head_streaming_errors_and_a_client_that_leaves(tcp_stack: tuple[Any, Li
         assert environ_of(web.request("GET", "/after"))["environ"]["PATH_INFO"] == "/after"
     nginx_log = web.log_text()
     assert "upstream prematurely closed" not in nginx_log, nginx_log[-3000:]
+
+
+@pytest.mark.parametrize("prefix", ["/", "/keep/"])
+def test_sighup_under_load_drops_nothing(tcp_stack: tuple[Any, LiveServer], prefix: str) -> None:
+    web, app = tcp_stack
+    failures: list[str] = []
+    done = threading.Event()
+    count = [0]
+
+    def load() -> None:
+        while not done.is_set():
+            try:
+                response = web.request("GET", f"{prefix}hup", timeout=10)
+                if response.status != 200:
+                    failures.append(f"{response.status} {response.body[:100]!r}")
+                count[0] += 1
+            except Exception as exc:
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    mark = len(app.text())
+    for thread in threads:
+        thread.start()
+    time.sleep(0.4)
+    app.signal(signal.SIGHUP)
+    app.wait_for("SIGHUP: replacing", start=mark)
+    time.sleep(1.2)
+    done.set()
+    for thread in threads:
+        thread.join(15)
+    assert not failures, (failures[:5], web.log_tail())
+    assert count[0] > 20
+    assert "upstream prematurely closed" not in web.log_text()

@@ -539,3 +539,27 @@ def test_large_upload_memory_stays_flat(app_file: Path, tmp_path: Path, with_len
         assert body == str(size).encode()
         peak = _rss_kib(server.proc.pid, "VmHWM")
         assert peak - before < 32 * 1024, (before, peak)
+
+
+def test_unread_stdin_without_keep_conn_is_drained_not_reset(
+    app_file: Path, tmp_path: Path
+) -> None:
+    """mod_proxy_fcgi keeps sending the body after END_REQUEST: closing early means resets."""
+    size = 4_000_000
+    with fastcgi_server(app_file, tmp_path, "--workers", "0") as server, Raw(server) as raw:
+        raw.begin(1, "/", keep=False, method="POST", params={"CONTENT_LENGTH": str(size)})
+        raw.client.stdin(1, b"y" * 65535)
+        raw.flush()
+        events = raw.events(until_end=1)  # answered without reading the body
+        assert stdout_of(events).endswith(b"hello")
+        time.sleep(0.2)
+        sent = 65535
+        while sent < size:  # the rest of the body, written raw: request 1 has ended for the codec
+            part = min(65535, size - sent)
+            raw.client.raw_record(STDIN, 1, b"y" * part)
+            raw.sock.sendall(raw.client.data_to_send())  # must not fail with a reset
+            sent += part
+        raw.client.raw_record(STDIN, 1, b"")
+        raw.flush()
+        raw.sock.settimeout(5)
+        assert raw.sock.recv(1) == b""  # a clean FIN, not ECONNRESET

@@ -30,6 +30,7 @@ SCENARIOS: dict[str, str] = {
     "cgi": "benchmarks.cgi",
     "cgi-spawn": "benchmarks.cgi_spawn",
     "asgi": "benchmarks.asgi",
+    "lambda": "benchmarks.lambda_events",
 }
 
 

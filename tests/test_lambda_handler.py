@@ -3,6 +3,7 @@ unicode paths, repeated headers, errors, size limit, options and custom sources.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from typing import Any
@@ -353,7 +354,14 @@ def test_asgi_app_goes_to_mangum() -> None:
     assert is_asgi(asgi_app) and is_asgi(AsgiClass()) and not is_asgi(echo_app)
     handler = make_handler(asgi_app)
     assert type(handler).__name__ == "Mangum"
-    answer = handler(make_v2_event(path="/hi"), _Context())
+    # Mangum runs on asyncio.get_event_loop() and never closes it: give it one we close.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        answer = handler(make_v2_event(path="/hi"), _Context())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
     assert (answer["statusCode"], answer["body"]) == (200, "/hi")
 
 

@@ -24,14 +24,23 @@ The application finds the raw event in ``environ["aws.event"]``, the Lambda cont
 
 from __future__ import annotations
 
-from wsgigate.aws_lambda import alb, edge, function_url, http_api, lattice, lattice_v2, rest
-from wsgigate.aws_lambda._common import default_is_binary
+from wsgigate.aws_lambda._common import (
+    default_is_binary,
+    infer_alb,
+    infer_edge,
+    infer_function_url,
+    infer_http_api,
+    infer_lattice,
+    infer_lattice_v2,
+    infer_rest,
+)
 from wsgigate.aws_lambda._handler import (
     ENVIRON_CONTEXT,
     ENVIRON_EVENT,
     ENVIRON_SOURCE,
     MAX_RESPONSE_BYTES,
     Handler,
+    LazySource,
     Options,
 )
 
@@ -56,8 +65,17 @@ __all__ = [
     "register",
 ]
 
-# Detection order matters only where shapes overlap: Function URLs before HTTP APIs.
-SOURCES: list[EventSource] = [rest, function_url, http_api, alb, lattice_v2, lattice, edge]
+# Detection order matters only where shapes overlap: Function URLs before HTTP APIs. A source
+# module is imported when its first event arrives, so a cold start imports only the one it uses.
+SOURCES: list[EventSource] = [
+    LazySource("rest", infer_rest),
+    LazySource("function_url", infer_function_url),
+    LazySource("http_api", infer_http_api),
+    LazySource("alb", infer_alb),
+    LazySource("lattice_v2", infer_lattice_v2),
+    LazySource("lattice", infer_lattice),
+    LazySource("edge", infer_edge),
+]
 
 
 def register(source: EventSource, *, first: bool = True) -> None:

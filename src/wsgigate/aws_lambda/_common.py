@@ -286,3 +286,46 @@ def first_header(headers: Mapping[str, Any] | None, name: str) -> Any:
         if key.lower() == name:
             return value
     return None
+
+
+# --- event shapes: each source's infer(), here so detection imports no source module ---
+
+
+def infer_rest(event: dict[str, Any]) -> bool:
+    if "httpMethod" not in event:
+        return False
+    context = event.get("requestContext")
+    return not (context and "elb" in context)
+
+
+def infer_http_api(event: dict[str, Any]) -> bool:
+    return "rawPath" in event and ".lambda-url." not in (
+        (event.get("requestContext") or {}).get("domainName") or ""
+    )
+
+
+def infer_function_url(event: dict[str, Any]) -> bool:
+    return "rawPath" in event and ".lambda-url." in (
+        (event.get("requestContext") or {}).get("domainName") or ""
+    )
+
+
+def infer_alb(event: dict[str, Any]) -> bool:
+    context = event.get("requestContext")
+    return context is not None and "elb" in context and "httpMethod" in event
+
+
+def infer_lattice(event: dict[str, Any]) -> bool:
+    return "raw_path" in event and "method" in event
+
+
+def infer_lattice_v2(event: dict[str, Any]) -> bool:
+    return "method" in event and "path" in event and "rawPath" not in event
+
+
+def infer_edge(event: dict[str, Any]) -> bool:
+    records = event.get("Records")
+    if not records or type(records) is not list or type(records[0]) is not dict:
+        return False
+    cf = records[0].get("cf")
+    return type(cf) is dict and "request" in cf

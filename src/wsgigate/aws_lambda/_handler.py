@@ -72,6 +72,33 @@ class Options:
         self.max_response_bytes = max_response_bytes
 
 
+class LazySource:
+    """A built-in event source whose module (``wsgigate.aws_lambda.NAME``) loads on first use."""
+
+    __slots__ = ("name", "infer", "_module")
+
+    def __init__(self, name: str, infer: Callable[[dict[str, Any]], bool]) -> None:
+        self.name = name
+        self.infer = infer
+        self._module: EventSource | None = None
+
+    def load(self) -> EventSource:
+        if self._module is None:
+            self._module = __import__(f"wsgigate.aws_lambda.{self.name}", fromlist=["infer"])
+        return self._module
+
+    def environ(self, event: dict[str, Any], options: Options) -> tuple[dict[str, str], bytes]:
+        return self.load().environ(event, options)
+
+    def response(
+        self, status: str, headers: Headers, body: bytes, event: dict[str, Any], options: Options
+    ) -> dict[str, Any]:
+        return self.load().response(status, headers, body, event, options)
+
+    def __repr__(self) -> str:
+        return f"<event source {self.name}>"
+
+
 class Collector:
     """A :class:`wsgigate.core.ResponseWriter` that keeps the response for one JSON answer."""
 
@@ -131,8 +158,10 @@ class Handler:
         last = self._last
         if last is not None and last.infer(event):
             return last  # a function is usually wired to one front end
-        for source in self.sources:
+        for index, source in enumerate(self.sources):
             if source is not last and source.infer(event):
+                if type(source) is LazySource:
+                    source = self.sources[index] = source.load()
                 self._last = source
                 return source
         return None

@@ -17,6 +17,7 @@ from wsgigate.aws_lambda._common import (
     add_multi_headers,
     encode_body,
     forwarded_for,
+    infer_alb,
     multi_value,
     path_to_wsgi,
     query_from_multi,
@@ -32,11 +33,7 @@ if TYPE_CHECKING:
     from wsgigate.aws_lambda._handler import Headers, Options
 
 name = "alb"
-
-
-def infer(event: dict[str, Any]) -> bool:
-    context = event.get("requestContext")
-    return context is not None and "elb" in context and "httpMethod" in event
+infer = infer_alb  # the shape test lives in _common: detection imports no source
 
 
 def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], bytes]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from wsgigate.aws_lambda._common import (
     add_multi_headers,
     encode_body,
+    infer_edge,
     path_to_wsgi,
     request_body,
     split_prefix,
@@ -22,14 +23,7 @@ if TYPE_CHECKING:
     from wsgigate.aws_lambda._handler import Headers, Options
 
 name = "edge"
-
-
-def infer(event: dict[str, Any]) -> bool:
-    records = event.get("Records")
-    if not records or type(records) is not list or type(records[0]) is not dict:
-        return False
-    cf = records[0].get("cf")
-    return type(cf) is dict and "request" in cf
+infer = infer_edge  # the shape test lives in _common: detection imports no source
 
 
 def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], bytes]:

@@ -7,6 +7,7 @@ otherwise. The answer has the HTTP API shape (``cookies`` for Set-Cookie).
 
 from __future__ import annotations
 
+from wsgigate.aws_lambda._common import infer_function_url as infer
 from wsgigate.aws_lambda.http_api import response, v2_environ
 
 TYPE_CHECKING = False
@@ -17,12 +18,6 @@ if TYPE_CHECKING:
 
 name = "function_url"
 __all__ = ["environ", "infer", "name", "response"]
-
-
-def infer(event: dict[str, Any]) -> bool:
-    return "rawPath" in event and ".lambda-url." in (
-        (event.get("requestContext") or {}).get("domainName") or ""
-    )
 
 
 def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], bytes]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from wsgigate.aws_lambda._common import (
     add_headers,
     encode_body,
+    infer_http_api,
     path_to_wsgi,
     quote_path,
     request_body,
@@ -31,12 +32,7 @@ if TYPE_CHECKING:
     from wsgigate.aws_lambda._handler import Headers, Options
 
 name = "http_api"
-
-
-def infer(event: dict[str, Any]) -> bool:
-    return "rawPath" in event and ".lambda-url." not in (
-        (event.get("requestContext") or {}).get("domainName") or ""
-    )
+infer = infer_http_api  # the shape test lives in _common: detection imports no source
 
 
 def v2_environ(

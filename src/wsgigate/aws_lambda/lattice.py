@@ -11,6 +11,7 @@ from wsgigate.aws_lambda._common import (
     add_headers,
     encode_body,
     forwarded_for,
+    infer_lattice,
     path_to_wsgi,
     query_from_multi,
     request_body,
@@ -25,10 +26,7 @@ if TYPE_CHECKING:
     from wsgigate.aws_lambda._handler import Headers, Options
 
 name = "lattice"
-
-
-def infer(event: dict[str, Any]) -> bool:
-    return "raw_path" in event and "method" in event
+infer = infer_lattice  # the shape test lives in _common: detection imports no source
 
 
 def lattice_meta(meta: dict[str, str], raw_path: str, query: str, options: Options) -> None:

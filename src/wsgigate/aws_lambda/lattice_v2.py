@@ -12,6 +12,9 @@ from wsgigate.aws_lambda._common import (
     query_from_multi,
     request_body,
 )
+from wsgigate.aws_lambda._common import (
+    infer_lattice_v2 as infer,
+)
 from wsgigate.aws_lambda.lattice import lattice_meta, response
 
 TYPE_CHECKING = False
@@ -22,10 +25,6 @@ if TYPE_CHECKING:
 
 name = "lattice_v2"
 __all__ = ["environ", "infer", "name", "response"]
-
-
-def infer(event: dict[str, Any]) -> bool:
-    return "method" in event and "path" in event and "rawPath" not in event
 
 
 def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], bytes]:

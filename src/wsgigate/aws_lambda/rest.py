@@ -13,6 +13,7 @@ from wsgigate.aws_lambda._common import (
     add_headers,
     add_multi_headers,
     encode_body,
+    infer_rest,
     multi_value,
     path_to_wsgi,
     query_from_multi,
@@ -29,13 +30,7 @@ if TYPE_CHECKING:
     from wsgigate.aws_lambda._handler import Headers, Options
 
 name = "rest"
-
-
-def infer(event: dict[str, Any]) -> bool:
-    if "httpMethod" not in event:
-        return False
-    context = event.get("requestContext")
-    return not (context and "elb" in context)
+infer = infer_rest  # the shape test lives in _common: detection imports no source
 
 
 def stage_prefix(context: dict[str, Any]) -> str:

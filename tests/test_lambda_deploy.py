@@ -77,7 +77,9 @@ def test_package_contents(app_zip: Path) -> None:
         "wsgigate/aws_lambda/__init__.py",
         "wsgigate/core/runner.py",
     } <= names
-    assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
+    assert not any(name.endswith("junk.pyc") for name in names)  # the source's caches stay out
+    pycs = {name for name in names if name.endswith(".pyc")}
+    assert pycs and all(sys.implementation.cache_tag in name for name in pycs)  # our bytecode
     assert "make_handler(load_app('hello:app'))" in handler_source
 
 
@@ -206,3 +208,32 @@ def test_cli_invoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "--source 'nope'" in capsys.readouterr().err
     assert main(["lambda", "invoke", spec, "--header", "broken"]) == 2
     assert os.path.isdir(ROOT)
+
+
+def test_package_bytecode_is_used_after_extraction(app_zip: Path, tmp_path: Path) -> None:
+    """Lambda unpacks the zip on a read-only disk: the bundled bytecode spares the compiles."""
+    target = tmp_path / "task"
+    with zipfile.ZipFile(app_zip) as archive:
+        tag = sys.implementation.cache_tag
+        assert f"__pycache__/hello.{tag}.pyc" in archive.namelist()
+        assert f"wsgigate/aws_lambda/__pycache__/_handler.{tag}.pyc" in archive.namelist()
+        archive.extractall(target)
+    # Unchecked-hash bytecode wins over the source: break the source to prove it is not read.
+    (target / "hello.py").write_text("raise SystemExit('source was compiled')\n")
+    event = make_function_url_event(path="/bytecode")
+    code = (
+        "import json, sys; import lambda_function;"
+        "print(json.dumps(lambda_function.handler(json.loads(sys.argv[1]), None)))"
+    )
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(target)}
+    result = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(event)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=target,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["body"] == "Hello, bytecode!\n"

@@ -37,10 +37,13 @@ def _body(
     return body.decode("utf-8"), False
 
 
-def _with_host(headers: HeaderItems, host: str) -> list[tuple[str, str]]:
+def _with_host(headers: HeaderItems, host: str, body: bytes = b"") -> list[tuple[str, str]]:
+    """The request headers plus Host and, for a body, Content-Length (as front ends add them)."""
     items = list(headers)
     if host and not any(k.lower() == "host" for k, _ in items):
         items.insert(0, ("Host", host))
+    if body and not any(k.lower() == "content-length" for k, _ in items):
+        items.append(("Content-Length", str(len(body))))
     return items
 
 
@@ -85,7 +88,7 @@ def make_v1_event(
     multi_value: bool = True,
 ) -> dict[str, Any]:
     """An API Gateway REST (payload 1.0) event."""
-    items = _with_host(headers, domain)
+    items = _with_host(headers, domain, body)
     text, is_b64 = _body(body, items, base64_body)
     mvq = _query_multi(query, decode=True)
     stage_path = path if stage == "$default" else f"/{stage}{path}"
@@ -134,7 +137,7 @@ def make_v2_event(
     """An API Gateway HTTP API (payload 2.0) event, or a Function URL event."""
     if function_url and ".lambda-url." not in domain:
         domain = "abcdefgh.lambda-url.us-east-1.on.aws"
-    items = _with_host(headers, domain)
+    items = _with_host(headers, domain, body)
     cookies = [
         c.strip() for k, v in items if k.lower() == "cookie" for c in v.split(";") if c.strip()
     ]
@@ -199,7 +202,7 @@ def make_alb_event(
     proto: str = "https",
 ) -> dict[str, Any]:
     """An Application Load Balancer event; ``host=""`` for a health check without Host."""
-    items = [(k.lower(), v) for k, v in _with_host(headers, host)]
+    items = [(k.lower(), v) for k, v in _with_host(headers, host, body)]
     items += [
         ("x-forwarded-for", client_ip),
         ("x-forwarded-proto", proto),
@@ -240,7 +243,7 @@ def make_lattice_event(
     client_ip: str = "10.0.0.7",
 ) -> dict[str, Any]:
     """A VPC Lattice version 1 event."""
-    items = [(k.lower(), v) for k, v in _with_host(headers, host)]
+    items = [(k.lower(), v) for k, v in _with_host(headers, host, body)]
     items.append(("x-forwarded-for", client_ip))
     text, is_b64 = _body(body, items, base64_body)
     return {
@@ -265,7 +268,7 @@ def make_lattice_v2_event(
     client_ip: str = "10.0.0.8",
 ) -> dict[str, Any]:
     """A VPC Lattice version 2.0 event (multi-value headers and query parameters)."""
-    items = [(k.lower(), v) for k, v in _with_host(headers, host)]
+    items = [(k.lower(), v) for k, v in _with_host(headers, host, body)]
     items.append(("x-forwarded-for", client_ip))
     text, is_b64 = _body(body, items, base64_body)
     return {
@@ -298,7 +301,7 @@ def make_edge_event(
     client_ip: str = "203.0.113.178",
 ) -> dict[str, Any]:
     """A Lambda@Edge origin-request event (body included, base64)."""
-    items = _with_host(headers, host)
+    items = _with_host(headers, host, body)
     edge_headers: dict[str, list[dict[str, str]]] = {}
     for name, value in items:
         edge_headers.setdefault(name.lower(), []).append({"key": name, "value": value})

@@ -127,6 +127,9 @@ class Collector:
         return b"".join(chunks)
 
 
+_NO_BODY = BytesIO()
+
+
 def _no_body(method: str, status: str) -> bool:
     return method == "HEAD" or status[0] == "1" or status[:3] in ("204", "304")
 
@@ -134,7 +137,7 @@ def _no_body(method: str, status: str) -> bool:
 class Handler:
     """``handler(event, context)`` for a WSGI application; made by :func:`make_handler`."""
 
-    __slots__ = ("app", "sources", "options", "on_event", "debug", "_last")
+    __slots__ = ("app", "sources", "options", "on_event", "debug", "_last", "_errors")
 
     def __init__(
         self,
@@ -150,6 +153,9 @@ class Handler:
         self.on_event = on_event
         self.debug = debug
         self._last = self.sources[0] if self.sources else None
+        # One wsgi.errors per handler: Lambda runs one request at a time per process, and the
+        # stream only keeps a partial line between writes.
+        self._errors = ErrorStream()
 
     def source_of(self, event: Any) -> EventSource | None:
         """The event source this event came from; ``None`` for a non-HTTP event."""
@@ -169,11 +175,16 @@ class Handler:
     def environ(self, source: EventSource, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """The WSGI environ for ``event`` (built by :func:`wsgigate.core.build_environ`)."""
         meta, body = source.environ(event, self.options)
-        meta["CONTENT_LENGTH"] = str(len(body)) if body else meta.get("CONTENT_LENGTH", "")
+        if body:
+            meta["CONTENT_LENGTH"] = str(len(body))
+            stdin = InputStream(BytesIO(body), len(body))
+        else:
+            meta["CONTENT_LENGTH"] = ""  # whatever a header claimed, the event has no body
+            stdin = InputStream(_NO_BODY, 0)  # length 0: never reads from it
         environ = build_environ(
             meta,
-            stdin=InputStream(BytesIO(body), len(body)),
-            errors=ErrorStream(),
+            stdin=stdin,
+            errors=self._errors,
             multithread=False,
             multiprocess=False,
             run_once=False,

@@ -352,12 +352,12 @@ def test_asgi_app_goes_to_mangum() -> None:
             await asgi_app(scope, receive, send)
 
     assert is_asgi(asgi_app) and is_asgi(AsgiClass()) and not is_asgi(echo_app)
-    handler = make_handler(asgi_app)
-    assert type(handler).__name__ == "Mangum"
-    # Mangum runs on asyncio.get_event_loop() and never closes it: give it one we close.
+    # Mangum sets up asyncio.get_event_loop() when made and never closes it: give it one we close.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
+        handler = make_handler(asgi_app)
+        assert type(handler).__name__ == "Mangum"
         answer = handler(make_v2_event(path="/hi"), _Context())
     finally:
         asyncio.set_event_loop(None)

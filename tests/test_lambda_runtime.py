@@ -198,3 +198,23 @@ def test_missing_runtime_api_is_one_line_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "AWS_LAMBDA_RUNTIME_API" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_wsgigate_run_detects_lambda(api: RuntimeAPI, tmp_path: Path) -> None:
+    """`wsgigate run` with AWS_LAMBDA_RUNTIME_API set (as in a Lambda image) serves invocations."""
+    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=api.address, PYTHONPATH=str(ROOT))
+    env.pop("PYTHONDEVMODE", None)
+    with (tmp_path / "run.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "wsgigate", "run", "tests.lambda_apps:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        api.invoke("w1", make_v1_event(path="/from-run"))
+        status, _, body = parse_response("rest", api.wait("w1").json())
+        assert (status, body) == (200, b"hello /from-run")
+    finally:
+        stop(process)

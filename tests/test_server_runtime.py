@@ -321,9 +321,10 @@ def test_max_requests_recycles_workers(tmp_path: Path) -> None:
     with live_server(argv, tmp_path) as server:
         pids = [pid_of(ask(server)) for _ in range(14)]
         assert len(set(pids)) >= 3, pids
-        # 3 + up to 2 of jitter; a connection accepted while the last answer was on its way
-        # (the count is taken after the response is sent) is still served, not dropped.
-        assert max(pids.count(p) for p in set(pids)) <= 6, pids
+        # 3 + up to 2 of jitter, + 1: the accept loop may take a connection in the instant
+        # between its check and the last request starting; that one is served, not dropped.
+        most = max(pids.count(p) for p in set(pids))
+        assert most <= 6, (pids, server.text()[-3000:])
         assert "(--max-requests), recycling" in server.text()
 
 

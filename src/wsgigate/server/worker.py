@@ -74,6 +74,7 @@ class Connection:
         now = time.monotonic()
         if self.slot >= 0:
             self.worker.busy[self.slot] = now
+        self.worker.request_started()
         return now
 
     def end_request(
@@ -151,6 +152,7 @@ class Worker:
         self.access_log = AccessLog(config.access_log_format)
         self.busy = [0.0] * config.threads
         self.requests = 0
+        self.started = 0
         self.max_requests = 0
         if config.max_requests:
             self.max_requests = config.max_requests + random.randint(0, config.max_requests_jitter)
@@ -171,12 +173,18 @@ class Worker:
 
     # -- called from pool threads ------------------------------------------------------------
 
+    def request_started(self) -> None:
+        # Counted when a request starts, so the worker stops accepting before it answers the
+        # last one: no new connection can slip in while that answer is on its way.
+        with self._lock:
+            self.started += 1
+            count = self.started
+        if self.max_requests and count == self.max_requests:
+            self.stop(f"served {count} requests (--max-requests), recycling")
+
     def request_done(self) -> None:
         with self._lock:
             self.requests += 1
-            count = self.requests
-        if self.max_requests and count == self.max_requests:
-            self.stop(f"served {count} requests (--max-requests), recycling")
 
     def stop(self, reason: str, force: bool = False) -> None:
         """Begin a graceful stop (or an immediate one); safe from any thread."""
@@ -299,6 +307,8 @@ class Worker:
 
     def run(self) -> int:
         """Serve until stopped; return the exit status (0 after a graceful stop)."""
+        if self.max_requests:
+            log.info("recycling after %d requests (--max-requests)", self.max_requests)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)

@@ -250,3 +250,28 @@ def test_binary_decision_order() -> None:
     for binary in ("image/png", "application/pdf", "font/woff2", "application/octet-stream"):
         assert default_is_binary([("Content-Type", binary)]) is True, binary
     assert default_is_binary([]) is None  # no type: the UTF-8 check decides
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"headers": {"X-Num": 5}, "multiValueHeaders": None},
+        {"multiValueHeaders": {"X-List": [None, "a"]}},
+        {"httpMethod": None},
+        {"httpMethod": "GET /x"},
+        {"path": 17},
+        {"multiValueQueryStringParameters": {"a": [3]}},
+        {"requestContext": {"identity": "not a dict"}},
+    ],
+)
+def test_malformed_event_is_a_400_and_the_handler_keeps_serving(
+    fields: dict[str, Any], error_log: pytest.LogCaptureFixture
+) -> None:
+    handler = make_handler(echo_app)
+    event = make_v1_event()
+    event.update(fields)
+    answer = handler(event, None)
+    assert answer["statusCode"] == 400
+    assert "Traceback" not in answer["body"]
+    assert "malformed rest event" in error_log.text or "invalid request method" in error_log.text
+    assert handler(make_v1_event(), None)["statusCode"] == 200

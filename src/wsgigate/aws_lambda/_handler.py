@@ -128,6 +128,11 @@ class Collector:
 
 
 _NO_BODY = BytesIO()
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _token(text: str) -> bool:
+    return bool(text) and _TCHAR.issuperset(text)
 
 
 def _no_body(method: str, status: str) -> bool:
@@ -175,6 +180,9 @@ class Handler:
     def environ(self, source: EventSource, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """The WSGI environ for ``event`` (built by :func:`wsgigate.core.build_environ`)."""
         meta, body = source.environ(event, self.options)
+        method = meta["REQUEST_METHOD"]
+        if type(method) is not str or not method.isalpha() and not _token(method):
+            raise ProtocolError(f"invalid request method {method!r}", 400)
         if body:
             meta["CONTENT_LENGTH"] = str(len(body))
             stdin = InputStream(BytesIO(body), len(body))
@@ -213,6 +221,10 @@ class Handler:
             environ = self.environ(source, event, context)
         except ProtocolError as exc:
             return self._error(source, event, f"{exc.status_hint} Bad Request", str(exc))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            # A field of the wrong type or missing: the event is malformed, not our bug.
+            message = f"malformed {source.name} event: {type(exc).__name__}: {exc}"
+            return self._error(source, event, "400 Bad Request", message)
         writer = Collector()
         run_app(self.app, environ, writer, debug=self.debug)
         status = writer.status

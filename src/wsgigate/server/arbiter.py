@@ -81,7 +81,13 @@ class Arbiter:
         fd, _path = tempfile.mkstemp(prefix="wsgigate-beat-")
         os.unlink(_path)
         os.set_inheritable(fd, False)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # EAGAIN, ENOMEM: try again on the next round
+            os.close(fd)
+            log.error("cannot start a worker: %s", exc)
+            self._recent_deaths.append(time.monotonic())
+            return
         if pid:
             self.children[pid] = _Child(pid, fd)
             log.info("booted worker %d", pid)

@@ -135,8 +135,7 @@ def _token(text: str) -> bool:
     return bool(text) and _TCHAR.issuperset(text)
 
 
-def _no_body(method: str, status: str) -> bool:
-    return method == "HEAD" or status[0] == "1" or status[:3] in ("204", "304")
+_EMPTY = frozenset({"204", "304"})  # statuses without a body (1xx and HEAD too)
 
 
 class Handler:
@@ -228,7 +227,11 @@ class Handler:
         writer = Collector()
         run_app(self.app, environ, writer, debug=self.debug)
         status = writer.status
-        body = b"" if _no_body(environ["REQUEST_METHOD"], status) else writer.body()
+        if environ["REQUEST_METHOD"] == "HEAD" or status[0] == "1" or status[:3] in _EMPTY:
+            body = b""
+        else:
+            chunks = writer.chunks
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         options = self.options
         answer = source.response(status, writer.headers, body, event, options)
         limit = options.max_response_bytes

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 
 def probe(app: WSGIApplication, request: ProbeRequest) -> ProbeResponse:
+    from http import HTTPStatus
+
     from wsgigate.aws_lambda import make_handler
     from wsgigate.aws_lambda.events import BUILDERS, parse_response
     from wsgigate.check import ProbeResponse
@@ -32,12 +34,16 @@ def probe(app: WSGIApplication, request: ProbeRequest) -> ProbeResponse:
         )
         status, headers, body = parse_response(source, handler(event, None))
         cookies = sorted(v for k, v in headers if k.lower() == "set-cookie")
-        response = ProbeResponse(f"{status} ", headers, body)
+        try:
+            reason = HTTPStatus(status).phrase  # Lambda answers carry the code only
+        except ValueError:
+            reason = ""
+        response = ProbeResponse(f"{status} {reason}".rstrip(), headers, body)
         if first is None:
             first = (source, response, cookies)
             continue
         name, expected, expected_cookies = first
-        if (status, body, cookies) != (int(expected.status), expected.body, expected_cookies):
+        if (status, body, cookies) != (int(expected.status[:3]), expected.body, expected_cookies):
             raise AssertionError(
                 f"{source} answered {status} with {len(body)} bytes and {len(cookies)} cookies, "
                 f"{name} {expected.status.strip()} with {len(expected.body)} and "

@@ -272,16 +272,17 @@ def test_run_on_inherited_socket_serves_fastcgi(inherit: str) -> None:
     assert b"development server" not in err
 
 
-@pytest.mark.xfail(reason="httpoxy: cgi.run drops HTTP_PROXY from environ but not from os.environ")
 def test_run_under_cgi_hides_http_proxy_from_os_environ(tmp_path: Path) -> None:
     # requests and urllib read the proxy from os.environ: in a CGI process the client's
     # `Proxy:` header is there as HTTP_PROXY unless the gateway removes it
     app = tmp_path / "proxy_app.py"
     app.write_text(
         "import os\n"
+        "AT_IMPORT = os.environ.get('HTTP_PROXY')\n"
         "def app(environ, start_response):\n"
         "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
-        "    return [repr((environ.get('HTTP_PROXY'), os.environ.get('HTTP_PROXY'))).encode()]\n"
+        "    seen = (AT_IMPORT, environ.get('HTTP_PROXY'), os.environ.get('HTTP_PROXY'))\n"
+        "    return [repr(seen).encode()]\n"
     )
     env = {
         **BASE_ENV,
@@ -292,11 +293,23 @@ def test_run_under_cgi_hides_http_proxy_from_os_environ(tmp_path: Path) -> None:
         "SERVER_PORT": "80",
         "HTTP_PROXY": "http://attacker.example:3128",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "wsgigate", "run", f"{app}:app"],
-        env=env,
-        input=b"",
-        capture_output=True,
-        timeout=60,
+    for command in ("run", "cgi"):
+        result = subprocess.run(
+            [sys.executable, "-m", "wsgigate", command, f"{app}:app"],
+            env=env,
+            input=b"",
+            capture_output=True,
+            timeout=60,
+        )
+        assert result.stdout.endswith(b"\r\n\r\n(None, None, None)"), (command, result.stdout)
+    # a CGI script calling wsgigate.cgi.run itself: the app is imported first, but its requests
+    # run after run() cleaned the environment
+    script = tmp_path / "script.py"
+    script.write_text(
+        f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\n"
+        "from proxy_app import app\nfrom wsgigate.cgi import run\nrun(app)\n"
     )
-    assert result.stdout.endswith(b"\r\n\r\n(None, None)"), result.stdout
+    result = subprocess.run(
+        [sys.executable, str(script)], env=env, input=b"", capture_output=True, timeout=60
+    )
+    assert result.stdout.endswith(b"\r\n\r\n('http://attacker.example:3128', None, None)")

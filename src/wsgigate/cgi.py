@@ -30,7 +30,24 @@ if TYPE_CHECKING:
     from typing import IO, BinaryIO
     from wsgiref.types import WSGIApplication
 
-__all__ = ["run", "read_environ", "fix_iis_path_info", "fix_rewritten_script_name"]
+__all__ = [
+    "run",
+    "read_environ",
+    "drop_httpoxy",
+    "fix_iis_path_info",
+    "fix_rewritten_script_name",
+]
+
+
+def drop_httpoxy() -> None:
+    """Remove ``HTTP_PROXY`` from the process environment (httpoxy, CVE-2016-5385 and kin).
+
+    In a CGI process a client's ``Proxy:`` request header arrives as the environment variable
+    ``HTTP_PROXY``, which urllib, requests and most HTTP clients read as the proxy to use for
+    outgoing requests: the client would choose where the app's own HTTP calls go. No CGI
+    server sets it for any other reason, so it is dropped before the app is even imported.
+    """
+    os.environ.pop("HTTP_PROXY", None)
 
 
 def read_environ() -> dict[str, str]:
@@ -249,7 +266,11 @@ def run(
 
     ``environ``, ``stdin`` and ``stdout`` default to the process's own; tests pass their own.
     """
-    meta = read_environ() if environ is None else dict(environ)
+    if environ is None:
+        drop_httpoxy()  # the app's outgoing HTTP requests read os.environ
+        meta = read_environ()
+    else:
+        meta = dict(environ)
     out = stdout if stdout is not None else sys.stdout.buffer
     for fix in FRONT_END_FIXES:
         fix(meta)

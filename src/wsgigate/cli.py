@@ -39,8 +39,12 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from wsgigate.host import serve
+    from wsgigate.host import detect, serve
 
+    if detect() == "cgi":
+        from wsgigate.cgi import drop_httpoxy
+
+        drop_httpoxy()  # before the app's own imports can read the environment
     app = _load(args.app)
     _setup_logging(args.log_level)
     serve(app, protocol=args.protocol, bind=args.bind, debug=args.debug)
@@ -54,6 +58,7 @@ def cmd_cgi(args: argparse.Namespace) -> int:
 def _cgi(spec: str, *, debug: bool) -> int:
     from wsgigate import cgi
 
+    cgi.drop_httpoxy()  # before the app's own imports can read the environment
     outcome = cgi.run(_load(spec), debug=debug)
     return 0 if outcome.complete else 1
 

@@ -496,7 +496,8 @@ def serve(
 # -- ``wsgigate fastcgi MODULE:APP`` (the entry in wsgigate.cli.COMMANDS calls these) -----------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, default_bind: str = DEFAULT_BIND) -> None:
+    """The command's options; ``wsgigate scgi`` shares them (with its own default address)."""
     from wsgigate.server.config import add_server_arguments
 
     parser.add_argument(
@@ -519,7 +520,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["debug", "info", "warning", "error", "critical"],
         help="least severe level logged to stderr (default: info)",
     )
-    add_server_arguments(parser, DEFAULT_BIND)
+    add_server_arguments(parser, default_bind)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ PROBES: dict[str, str] = {
     "asgi": "wsgigate.asgi.probe:probe",
     "lambda (every event source)": "wsgigate.aws_lambda.probe:probe",
     "fastcgi": "wsgigate.fastcgi.probe:probe",
+    "scgi": "wsgigate.scgi.probe:probe",
 }
 
 
@@ -196,6 +197,38 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__} in {frame.name}(): {frame.line}"
 
 
+class _ReadToEnd:
+    """``wsgi.input`` for an app behind wsgiref's validator, which only allows ``read(size)``:
+    with ``wsgi.input_terminated`` (set by every wsgigate gateway) apps may call ``read()`` to
+    the end of the body, as Werkzeug (Flask) does; that read goes through in blocks."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is not None and size >= 0:
+            return bytes(self._stream.read(size))
+        chunks = []
+        while chunk := self._stream.read(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def __iter__(self) -> Any:
+        return iter(self._stream)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _read_to_end(app: WSGIApplication) -> WSGIApplication:
+    def wrapped(environ: Any, start_response: Any) -> Iterable[bytes]:
+        if environ.get("wsgi.input_terminated"):
+            environ["wsgi.input"] = _ReadToEnd(environ["wsgi.input"])
+        return app(environ, start_response)
+
+    return wrapped
+
+
 def _run_probe(
     probe: Callable[[WSGIApplication, ProbeRequest], ProbeResponse],
     app: WSGIApplication,
@@ -209,7 +242,7 @@ def _run_probe(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                response = probe(validator(app), request)
+                response = probe(validator(_read_to_end(app)), request)
             except Exception as exc:
                 return None, describe(exc)
     finally:
@@ -255,13 +288,15 @@ def check(app: WSGIApplication, request: ProbeRequest | None = None) -> list[Row
 
 
 def _lost_header(sent: list[tuple[str, str]], received: list[tuple[str, str]]) -> str:
-    """The first header the app sent that the client did not get (repeated ones count)."""
+    """The first header the app sent that the client did not get (repeated ones count).
+    Leading and trailing whitespace of a value is not part of it (RFC 9110 5.5): Django sends
+    ``Set-Cookie: " a=1; Path=/"``, which every HTTP hop trims."""
     have: dict[tuple[str, str], int] = {}
     for name, value in received:
-        key = (name.lower(), value)
+        key = (name.lower(), value.strip(" \t"))
         have[key] = have.get(key, 0) + 1
     for name, value in sent:
-        key = (name.lower(), value)
+        key = (name.lower(), value.strip(" \t"))
         if not have.get(key):
             return f"{name}: {value}"
         have[key] -= 1

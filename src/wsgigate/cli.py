@@ -219,6 +219,18 @@ def cmd_fastcgi(args: argparse.Namespace) -> int:
     return main(args)
 
 
+def args_scgi(parser: argparse.ArgumentParser) -> None:
+    from wsgigate.scgi.server import add_arguments
+
+    add_arguments(parser)
+
+
+def cmd_scgi(args: argparse.Namespace) -> int:
+    from wsgigate.scgi.server import main
+
+    return main(args)
+
+
 # name -> (help, add_arguments, run). Gateways add their commands here.
 COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -234,6 +246,11 @@ COMMANDS: dict[
         "serve the app over FastCGI (nginx, Apache, lighttpd): workers x threads",
         args_fastcgi,
         cmd_fastcgi,
+    ),
+    "scgi": (
+        "serve the app over SCGI (nginx, Apache mod_proxy_scgi, lighttpd): workers x threads",
+        args_scgi,
+        cmd_scgi,
     ),
     "fastcgi-request": (
         "send one request to a FastCGI server (health check); exit 0 on 2xx/3xx",

@@ -120,16 +120,21 @@ class SCGIParser:
             prefix = bytes(head[: self._max_digits + 1])
             if not prefix:
                 return None
-            if not prefix.isdigit():
+            # The digits before anything else decide first, so that the verdict (431 or 400)
+            # does not depend on how the bytes were cut: "394" alone is already too long.
+            digits = prefix
+            while digits and not digits.isdigit():
+                digits = digits[:-1]
+            if digits and (len(digits) > self._max_digits or int(digits) > self.max_header_size):
+                raise ProtocolError(
+                    f"SCGI header length exceeds the limit of {self.max_header_size} bytes "
+                    f"(declared: {digits.decode()}...)",
+                    431,
+                )
+            if digits != prefix:
                 if len(prefix) < 4 and not self._eof and _may_be_http(prefix):
                     return None  # wait for four bytes to say "this is HTTP" in the error
                 raise ProtocolError(_not_a_length(prefix))
-            if len(prefix) > self._max_digits or int(prefix) > self.max_header_size:
-                raise ProtocolError(
-                    f"SCGI header length exceeds the limit of {self.max_header_size} bytes "
-                    f"(declared: {prefix.decode()}...)",
-                    431,
-                )
             return None
         digits = bytes(head[:colon])
         if not digits.isdigit():

@@ -266,7 +266,9 @@ class FastCGIHandler(ConnectionHandler):
         script_name: str | None = None,
         debug: bool = False,
     ) -> None:
-        self.app = app
+        from wsgigate.server.status import with_operations
+
+        self.app = with_operations(app, config)  # --status-path / --ping-path, when set
         self.script_name = script_name
         self.debug = debug
         self.multithread = config.threads > 1
@@ -341,8 +343,8 @@ class FastCGIHandler(ConnectionHandler):
             if isinstance(event, ConnectionClosed):
                 return False
             raise ProtocolError(f"{type(event).__name__} before the PARAMS of request ended")
-        started = conn.begin_request()
         meta = event.params
+        started = conn.begin_request(meta)
         fix_script_name(meta, self.script_name)
         meta["FCGI_ROLE"] = ROLE_NAMES.get(begin.role, str(begin.role))
         try:

@@ -69,19 +69,50 @@ def run_server(handler: ConnectionHandler, config: ServerConfig) -> None:
         socket_mode=config.socket_mode,
         socket_owner=config.socket_owner,
     )
+    status_listener = None
+    scoreboard = None
+    if config.status_path or config.status_bind:
+        from wsgigate.server.status import Scoreboard
+
+        scoreboard = Scoreboard()
+        scoreboard.set_wanted(config.workers or 1)
     try:
         for listener in listeners:
             log.info("%s listening on %s (pid %d)", config.name, listener.address, os.getpid())
+        if config.status_bind:
+            (status_listener,) = open_listeners(
+                [config.status_bind],
+                backlog=64,
+                socket_mode=config.socket_mode,
+                socket_owner=config.socket_owner,
+            )
+            log.info(
+                "status listening on http://%s/ (pid %d)", status_listener.address, os.getpid()
+            )
         if config.workers == 0:
             log.info("single process mode: %d thread(s)", config.threads)
-            Worker(listeners, handler, config).run()
+            slot = scoreboard.claim(os.getpid()) if scoreboard is not None else -1
+            Worker(
+                listeners,
+                handler,
+                config,
+                scoreboard=scoreboard,
+                slot=slot,
+                status_listener=status_listener,
+            ).run()
         else:
             from wsgigate.server.arbiter import Arbiter
 
             log.info("%d worker(s) x %d thread(s)", config.workers, config.threads)
-            Arbiter(listeners, handler, config).run()
+            Arbiter(
+                listeners,
+                handler,
+                config,
+                scoreboard=scoreboard,
+                status_listener=status_listener,
+            ).run()
         log.info("%s stopped", config.name)
     finally:
-        for listener in listeners:
+        for listener in listeners if status_listener is None else [*listeners, status_listener]:
             listener.remove_file()
             listener.close()

@@ -32,6 +32,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from wsgigate.server.bind import Listener
     from wsgigate.server.config import ServerConfig
+    from wsgigate.server.status import Scoreboard
     from wsgigate.server.worker import ConnectionHandler
 
 log = logging.getLogger("wsgigate.error")
@@ -48,10 +49,11 @@ _HANDLED = (
 
 
 class _Child:
-    __slots__ = ("pid", "beat", "born", "old", "killed")
+    __slots__ = ("pid", "beat", "born", "old", "killed", "slot")
 
-    def __init__(self, pid: int, beat: int) -> None:
+    def __init__(self, pid: int, beat: int, slot: int = -1) -> None:
         self.pid = pid
+        self.slot = slot  # its scoreboard slot
         self.beat = beat  # fd of an unlinked temp file whose mtime the worker refreshes
         self.born = time.monotonic()
         self.old = False  # replaced after SIGHUP, draining
@@ -62,8 +64,16 @@ class Arbiter:
     """Run ``config.workers`` worker processes serving ``listeners`` with ``handler``."""
 
     def __init__(
-        self, listeners: list[Listener], handler: ConnectionHandler, config: ServerConfig
+        self,
+        listeners: list[Listener],
+        handler: ConnectionHandler,
+        config: ServerConfig,
+        *,
+        scoreboard: Scoreboard | None = None,
+        status_listener: Listener | None = None,
     ) -> None:
+        self.scoreboard = scoreboard
+        self.status_listener = status_listener
         self.listeners = listeners
         self.handler = handler
         self.config = config
@@ -81,15 +91,18 @@ class Arbiter:
         fd, _path = tempfile.mkstemp(prefix="wsgigate-beat-")
         os.unlink(_path)
         os.set_inheritable(fd, False)
+        slot = self.scoreboard.claim(-1) if self.scoreboard is not None else -1
         try:
             pid = os.fork()
         except OSError as exc:  # EAGAIN, ENOMEM: try again on the next round
             os.close(fd)
+            if self.scoreboard is not None:
+                self.scoreboard.release(slot)
             log.error("cannot start a worker: %s", exc)
             self._recent_deaths.append(time.monotonic())
             return
         if pid:
-            self.children[pid] = _Child(pid, fd)
+            self.children[pid] = _Child(pid, fd, slot)
             log.info("booted worker %d", pid)
             return
         # The worker process: never return into the arbiter's code.
@@ -102,11 +115,21 @@ class Arbiter:
             os.close(self._wake_w)
             for child in self.children.values():
                 os.close(child.beat)
+            if self.status_listener is not None:
+                self.status_listener.sock.close()  # the arbiter answers it
 
             def beat() -> None:
                 os.utime(fd)
 
-            worker = Worker(self.listeners, self.handler, self.config, heartbeat=beat, forked=True)
+            worker = Worker(
+                self.listeners,
+                self.handler,
+                self.config,
+                heartbeat=beat,
+                forked=True,
+                scoreboard=self.scoreboard,
+                slot=slot,
+            )
             status = worker.run()
             if worker.stopping and worker._stop_reason.startswith("served"):
                 log.info("worker %d exiting after %d requests", os.getpid(), worker.requests)
@@ -132,6 +155,8 @@ class Arbiter:
             if child is None:
                 continue
             os.close(child.beat)
+            if self.scoreboard is not None:
+                self.scoreboard.release(child.slot)
             if os.WIFSIGNALED(status):
                 how = f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
             else:
@@ -250,10 +275,19 @@ class Arbiter:
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         selector = selectors.DefaultSelector()
         selector.register(self._wake_r, selectors.EVENT_READ)
+        status = self.status_listener
+        if status is not None:
+            selector.register(status.sock, selectors.EVENT_READ, status)
         try:
             self._manage()
             while True:
-                selector.select(0.5)
+                for key, _ in selector.select(0.5):
+                    if key.data is status and status is not None:
+                        from wsgigate.server.status import accept_status
+
+                        if self.scoreboard is not None:
+                            self.scoreboard.set_wanted(self.wanted)
+                        accept_status(status, self.config, self.scoreboard, self.listeners)
                 with contextlib.suppress(OSError):
                     os.read(self._wake_r, 4096)
                 if not self._handle_signals():

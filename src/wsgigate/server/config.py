@@ -41,6 +41,12 @@ class ServerConfig:
     socket_mode: int | None = None
     socket_owner: str | None = None
     access_log_format: str | None = None
+    # operations (server/status.py): status and ping pages, slow log, per-request timeout
+    status_path: str = ""  # e.g. "/status": answered in front of the app
+    ping_path: str = ""  # e.g. "/ping": answers "pong"
+    status_bind: str = ""  # a separate plain-HTTP listener for the status (and /ping)
+    slow_request_timeout: float = 0.0  # log the stack of a request running longer; 0 = off
+    request_timeout: float = 0.0  # stop a request running longer (500); 0 = off
     name: str = "wsgigate"  # protocol name for log lines, e.g. "fastcgi"
 
     def check(self) -> None:
@@ -51,7 +57,13 @@ class ServerConfig:
             )
         if self.threads < 1:
             raise ConfigurationError(f"--threads {self.threads}: must be at least 1")
-        for name in ("timeout", "graceful_timeout", "keepalive"):
+        for name in (
+            "timeout",
+            "graceful_timeout",
+            "keepalive",
+            "slow_request_timeout",
+            "request_timeout",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"--{name.replace('_', '-')} must not be negative")
         if self.max_requests < 0 or self.max_requests_jitter < 0:
@@ -60,6 +72,14 @@ class ServerConfig:
             )
         if self.queue < 0:
             raise ConfigurationError("--queue must not be negative")
+        for name in ("status_path", "ping_path"):
+            value = getattr(self, name)
+            if value and not value.startswith("/"):
+                raise ConfigurationError(f"--{name.replace('_', '-')} {value!r}: must start with /")
+        if self.status_bind:
+            from wsgigate.server.bind import parse_bind
+
+            parse_bind(self.status_bind)
         if self.access_log_format:
             from wsgigate.server.accesslog import check_format
 
@@ -157,6 +177,39 @@ def add_server_arguments(parser: argparse.ArgumentParser, default_bind: str) -> 
         metavar="FORMAT",
         help="access log format with gunicorn atoms (default: Apache combined)",
     )
+    ops = parser.add_argument_group("operations")
+    ops.add_argument(
+        "--status-path",
+        default="",
+        metavar="PATH",
+        help="answer this path with the server's status (JSON; ?openmetrics for OpenMetrics) "
+        "instead of the app, e.g. /status; restrict access to it in the front end",
+    )
+    ops.add_argument(
+        "--ping-path", default="", metavar="PATH", help="answer this path with 'pong', e.g. /ping"
+    )
+    ops.add_argument(
+        "--status-bind",
+        default="",
+        metavar="ADDRESS",
+        help="serve the status (and /ping) over plain HTTP on this separate address, "
+        "e.g. 127.0.0.1:9101 (answered by the arbiter)",
+    )
+    ops.add_argument(
+        "--slow-request-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="log the Python stack of a request still running after this long; 0 = off",
+    )
+    ops.add_argument(
+        "--request-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="stop a request running longer than this: an exception is raised in its thread "
+        "(a 500 unless the response has started); 0 = off",
+    )
 
 
 def config_from_args(args: argparse.Namespace, name: str, default_bind: str) -> ServerConfig:
@@ -177,6 +230,11 @@ def config_from_args(args: argparse.Namespace, name: str, default_bind: str) -> 
         socket_mode=args.socket_mode,
         socket_owner=args.socket_owner,
         access_log_format=args.access_logformat,
+        status_path=args.status_path,
+        ping_path=args.ping_path,
+        status_bind=args.status_bind,
+        slow_request_timeout=args.slow_request_timeout,
+        request_timeout=args.request_timeout,
         name=name,
     )
     config.check()

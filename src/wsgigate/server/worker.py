@@ -33,9 +33,17 @@ if TYPE_CHECKING:
 
     from wsgigate.server.bind import Listener
     from wsgigate.server.config import ServerConfig
+    from wsgigate.server.status import Scoreboard
 
 
 log = logging.getLogger("wsgigate.error")
+slow_log = logging.getLogger("wsgigate.slow")
+
+_SLOW, _TIMED_OUT = 1, 2  # per-request flags: logged as slow, stopped by --request-timeout
+
+
+class RequestTimeout(Exception):
+    """Raised in a request's thread when it runs past ``--request-timeout``."""
 
 
 class Connection:
@@ -69,23 +77,30 @@ class Connection:
         """The worker is shutting down: finish the current request, then close."""
         return self.worker.stopping
 
-    def begin_request(self) -> float:
-        """A request starts (its head is complete); returns its start time for end_request."""
+    def begin_request(self, info: Mapping[str, Any] | None = None) -> float:
+        """A request starts (its head is complete); returns its start time for end_request.
+
+        ``info``, the request's CGI meta-variables (or environ), names the request in the slow
+        log and in timeout messages.
+        """
         now = time.monotonic()
+        worker = self.worker
         if self.slot >= 0:
-            self.worker.busy[self.slot] = now
-        self.worker.request_started()
+            worker.busy[self.slot] = now
+            worker.track(self.slot, now, info)
+        worker.request_started()
         return now
 
     def end_request(
         self, environ: Mapping[str, Any] | None, status: int, sent: int, started: float
     ) -> None:
         """Write the access log line and count the request (for --max-requests)."""
+        worker = self.worker
+        if self.slot >= 0:
+            worker.untrack(self.slot)
         if environ is not None:
-            self.worker.access_log.log(
-                environ, status, sent, time.monotonic() - started, self.peer_host
-            )
-        self.worker.request_done()
+            worker.access_log.log(environ, status, sent, time.monotonic() - started, self.peer_host)
+        worker.request_done()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -143,6 +158,9 @@ class Worker:
         *,
         heartbeat: Callable[[], None] | None = None,
         forked: bool = False,
+        scoreboard: Scoreboard | None = None,
+        slot: int = -1,
+        status_listener: Listener | None = None,
     ) -> None:
         self.listeners = listeners
         self.handler = handler
@@ -170,6 +188,21 @@ class Worker:
         self._wake_r = self._wake_w = -1
         self._stop_reason = ""
         self._hung_logged = False
+        # Operations: the shared scoreboard slot, and each thread's current request.
+        self.scoreboard = scoreboard
+        self.slot = slot
+        self.status_listener = status_listener
+        self.pid = os.getpid()
+        self.slow = 0
+        self.timeouts = 0
+        threads = config.threads
+        self._req_start = [0.0] * threads
+        self._req_info: list[Any] = [None] * threads
+        self._req_flags = [0] * threads
+        self._req_thread = [0] * threads
+        watched = [t for t in (config.slow_request_timeout, config.request_timeout) if t]
+        self._watch = bool(watched)
+        self._tick = min(1.0, max(0.05, min(watched) / 4)) if watched else 1.0
 
     # -- called from pool threads ------------------------------------------------------------
 
@@ -185,6 +218,99 @@ class Worker:
     def request_done(self) -> None:
         with self._lock:
             self.requests += 1
+        if self.scoreboard is not None:
+            self.publish()
+
+    def track(self, slot: int, started: float, info: Mapping[str, Any] | None) -> None:
+        """Thread ``slot`` began a request (for the slow log and --request-timeout)."""
+        self._req_info[slot] = info
+        self._req_flags[slot] = 0
+        self._req_start[slot] = started
+        if self.scoreboard is not None:
+            self.publish()
+
+    def untrack(self, slot: int) -> None:
+        """Thread ``slot``'s request ended: nothing may interrupt it any more."""
+        if not self._watch:
+            self._req_start[slot] = 0.0
+            return
+        with self._lock:
+            self._req_start[slot] = 0.0
+            self._req_info[slot] = None
+            if self._req_flags[slot] & _TIMED_OUT:
+                _async_raise(self._req_thread[slot], None)  # drop it if not delivered yet
+            self._req_flags[slot] = 0
+
+    def publish(self) -> None:
+        """Write this worker's counters into its scoreboard slot."""
+        scoreboard = self.scoreboard
+        if scoreboard is None:
+            return
+        busy = 0
+        for started in self.busy:
+            if started:
+                busy += 1
+        scoreboard.update(
+            self.slot,
+            self.pid,
+            self.config.threads,
+            busy,
+            self._queue.qsize(),
+            len(self._idle),
+            self.requests,
+            self.slow,
+            self.timeouts,
+        )
+
+    def _check_requests(self, now: float) -> None:
+        """Log slow requests with their stack; stop those past --request-timeout."""
+        from wsgigate.server.status import describe, thread_stack
+
+        slow_after = self.config.slow_request_timeout
+        stop_after = self.config.request_timeout
+        reports: list[tuple[str, float, str, str]] = []
+        with self._lock:
+            for slot, started in enumerate(self._req_start):
+                if not started:
+                    continue
+                age = now - started
+                flags = self._req_flags[slot]
+                ident = self._req_thread[slot]
+                if slow_after and age > slow_after and not flags & _SLOW:
+                    flags |= _SLOW
+                    self.slow += 1
+                    what = describe(self._req_info[slot])
+                    reports.append(("slow", age, what, thread_stack(ident)))
+                if stop_after and age > stop_after and not flags & _TIMED_OUT:
+                    flags |= _TIMED_OUT
+                    self.timeouts += 1
+                    what = describe(self._req_info[slot])
+                    reports.append(("timeout", age, what, thread_stack(ident)))
+                    _async_raise(ident, RequestTimeout)
+                self._req_flags[slot] = flags
+        for kind, age, what, stack in reports:
+            if kind == "slow":
+                slow_log.warning(
+                    "slow request (over %gs, --slow-request-timeout): %s running for %.2fs "
+                    "in pid %d; its stack:\n%s",
+                    slow_after,
+                    what,
+                    age,
+                    self.pid,
+                    stack.rstrip(),
+                )
+            else:
+                log.error(
+                    "request timeout (--request-timeout %g): %s running for %.2fs in pid %d: "
+                    "raising RequestTimeout in its thread; its stack:\n%s",
+                    stop_after,
+                    what,
+                    age,
+                    self.pid,
+                    stack.rstrip(),
+                )
+        if reports and self.scoreboard is not None:
+            self.publish()
 
     def stop(self, reason: str, force: bool = False) -> None:
         """Begin a graceful stop (or an immediate one); safe from any thread."""
@@ -201,33 +327,45 @@ class Worker:
                 os.write(self._wake_w, b"\0")
 
     def _thread_main(self, slot: int) -> None:
+        self._req_thread[slot] = threading.get_ident()
         while True:
-            conn = self._queue.get()
-            if conn is None:
-                return
-            conn.slot = slot
-            self.busy[slot] = time.monotonic()
-            keep = False
             try:
-                keep = self.handler.handle(conn)
-            except Exception:
-                log.exception(
-                    "%s: error serving a connection from %s",
-                    self.handler.name,
-                    conn.peer_host or conn.listener.address,
-                )
-            finally:
-                self.busy[slot] = 0.0
-                conn.slot = -1
-            if keep and not self.stopping:
-                self._returned.append(conn)
-                self._wake()
-            else:
-                self._close(conn)
-            with self._lock:
-                self._inflight -= 1
-            if self._throttled:
-                self._wake()
+                if not self._serve_next(slot):
+                    return
+            except RequestTimeout:  # delivered after its request ended: nothing left to stop
+                log.info("%s: a request timeout arrived after its request ended", self.handler.name)
+
+    def _serve_next(self, slot: int) -> bool:
+        """Serve the next queued connection; False when told to exit."""
+        conn = self._queue.get()
+        if conn is None:
+            return False
+        conn.slot = slot
+        self.busy[slot] = time.monotonic()
+        keep = False
+        try:
+            keep = self.handler.handle(conn)
+        except Exception:
+            log.exception(
+                "%s: error serving a connection from %s",
+                self.handler.name,
+                conn.peer_host or conn.listener.address,
+            )
+        finally:
+            if self._req_start[slot]:
+                self.untrack(slot)
+            self.busy[slot] = 0.0
+            conn.slot = -1
+        if keep and not self.stopping:
+            self._returned.append(conn)
+            self._wake()
+        else:
+            self._close(conn)
+        with self._lock:
+            self._inflight -= 1
+        if self._throttled:
+            self._wake()
+        return True
 
     def _close(self, conn: Connection) -> None:
         try:
@@ -317,6 +455,15 @@ class Worker:
         selector.register(self._wake_r, selectors.EVENT_READ, None)
         for listener in self.listeners:
             selector.register(listener.sock, selectors.EVENT_READ, listener)
+        status = self.status_listener
+        if status is not None:
+            selector.register(status.sock, selectors.EVENT_READ, status)
+        self.pid = os.getpid()
+        if self.scoreboard is not None:
+            from wsgigate.server.status import set_process_state
+
+            set_process_state(self.scoreboard, self.listeners)
+            self.publish()
         threads = [
             threading.Thread(
                 target=self._thread_main,
@@ -331,9 +478,11 @@ class Worker:
         listening = True
         deadline = 0.0
         last_beat = 0.0
+        last_tick = 0.0
+        tick = self._tick
         try:
             while not self.forced:
-                for key, _ in selector.select(0.05 if self.stopping or self._throttled else 1.0):
+                for key, _ in selector.select(0.05 if self.stopping or self._throttled else tick):
                     data = key.data
                     if data is None:
                         with contextlib.suppress(OSError):
@@ -342,9 +491,19 @@ class Worker:
                         selector.unregister(data.sock)
                         del self._idle[data.sock.fileno()]
                         self._dispatch(data)
+                    elif data is status and status is not None:
+                        from wsgigate.server.status import accept_status
+
+                        accept_status(status, self.config, self.scoreboard, self.listeners)
                     elif listening and not self.stopping:
                         self._accept(data)
                 now = time.monotonic()
+                if now - last_tick >= tick:
+                    last_tick = now
+                    if self._watch:
+                        self._check_requests(now)
+                    if self.scoreboard is not None:
+                        self.publish()
                 while self._returned:
                     conn = self._returned.popleft()
                     if self.stopping:
@@ -413,6 +572,8 @@ class Worker:
                         last_beat = now
         finally:
             signal.set_wakeup_fd(-1)
+            if status is not None:
+                selector.unregister(status.sock)
             for _ in threads:
                 with contextlib.suppress(queue.Full):
                     self._queue.put_nowait(None)
@@ -423,3 +584,12 @@ class Worker:
             os.close(self._wake_w)
             self._wake_r = self._wake_w = -1
         return 0
+
+
+def _async_raise(ident: int, exc: type[BaseException] | None) -> None:
+    """Raise ``exc`` in thread ``ident`` when it next runs Python code (None: cancel that)."""
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), ctypes.py_object(exc) if exc is not None else None
+    )

@@ -125,8 +125,13 @@ def raw(block: bytes, body: bytes = b"") -> bytes:
         (raw(b"CONTENT_LENGTH\x000\x00"), "lacks SCGI=1", 400),
         (raw(b"CONTENT_LENGTH\x000\x00SCGI\x002\x00"), "SCGI version '2', not 1", 400),
         (
-            raw(b"CONTENT_LENGTH\x000\x00SCGI\x001\x00HTTP_X\x00a\x00HTTP_X\x00b\x00"),
-            "'HTTP_X' appears twice",
+            raw(b"CONTENT_LENGTH\x000\x00SCGI\x001\x00PATH_INFO\x00a\x00PATH_INFO\x00b\x00"),
+            "'PATH_INFO' appears twice",
+            400,
+        ),
+        (
+            raw(b"CONTENT_LENGTH\x000\x00SCGI\x001\x00SCGI\x001\x00"),
+            "'SCGI' appears twice",
             400,
         ),
         (
@@ -188,6 +193,28 @@ def test_header_size_limit_is_inclusive() -> None:
     )
     with pytest.raises(ProtocolError, match="exceeds the limit"):
         run([raw(block)], max_header_size=len(block) - 1)
+
+
+def test_repeated_request_headers_are_combined() -> None:
+    """nginx 1.22 sends ``X-Multi: one`` + ``X-Multi: two`` as two HTTP_X_MULTI pairs."""
+    wire = encode_request(
+        [
+            ("HTTP_X_MULTI", "one"),
+            ("HTTP_COOKIE", "a=1"),
+            ("HTTP_X_MULTI", "two"),
+            ("HTTP_COOKIE", "b=2"),
+            ("HTTP_X_MULTI", ""),
+        ]
+    )
+    assert all_ways(wire)[0] == Request(
+        {
+            "CONTENT_LENGTH": "0",
+            "SCGI": "1",
+            "HTTP_X_MULTI": "one, two, ",
+            "HTTP_COOKIE": "a=1; b=2",
+        },
+        0,
+    )
 
 
 def test_20000_byte_header_value() -> None:

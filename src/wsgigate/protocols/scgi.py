@@ -6,7 +6,8 @@ The web server sends a netstring of NUL-terminated name/value pairs, then the bo
 
 :class:`SCGIParser` checks the header strictly — a length without leading zeros and within
 ``max_header_size`` (refused before a byte of it is buffered), ``CONTENT_LENGTH`` first and a
-decimal number, ``SCGI`` equal to ``1``, no empty or duplicate names — and then hands the body
+decimal number, ``SCGI`` equal to ``1``, no empty names, no duplicate names except repeated
+``HTTP_*`` request headers (combined with ``, ``, cookies with ``; ``) — and then hands the body
 on in the pieces it was fed (:class:`Body` events until :class:`EndOfBody`), never holding it
 whole. Events::
 
@@ -193,7 +194,12 @@ def _parse_pairs(block: bytes) -> Request:
         if not name:
             raise ProtocolError(f"SCGI header has an empty name (pair {i // 2 + 1})")
         if name in headers:
-            raise ProtocolError(f"SCGI header {name[:60]!r} appears twice")
+            if not name.startswith("HTTP_"):
+                raise ProtocolError(f"SCGI header {name[:60]!r} appears twice")
+            # nginx before 1.23 (Debian 12's 1.22) sends a request header the client repeated
+            # as repeated names: combine them, as RFC 3875 4.1.18 asks and later nginx does.
+            headers[name] += ("; " if name == "HTTP_COOKIE" else ", ") + parts[i + 1]
+            continue
         headers[name] = parts[i + 1]
     scgi = headers.get("SCGI")
     if scgi != "1":

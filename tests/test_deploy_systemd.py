@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -92,8 +92,9 @@ def test_service_is_hardened_and_stops_gracefully() -> None:
 
 @contextlib.contextmanager
 def activated(
-    argv: list[str], listen: str, cwd: Path, log: Path, env: list[str] = ()
-) -> Iterator[subprocess.Popen[bytes]]:  # noqa: E501
+    argv: list[str], listen: str, cwd: Path, log: Path, env: Sequence[str] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``systemd-socket-activate -l LISTEN -E ENV... -- ARGV``, as systemd would start it."""
     activate = require_binary("systemd-socket-activate")
     command = [activate, "-l", listen]
     for item in env:

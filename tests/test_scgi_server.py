@@ -155,6 +155,15 @@ def test_unread_body_is_drained_so_the_response_arrives() -> None:
     assert json.loads(data.partition(b"\r\n\r\n")[2])["body"] == 0
 
 
+def test_bytes_after_content_length_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """nginx 1.22 with scgi_request_buffering off sends CONTENT_LENGTH = what it had read."""
+    meta = {**NGINX_META, "REQUEST_METHOD": "POST", "REQUEST_URI": "/read-all"}
+    with caplog.at_level(logging.WARNING, "wsgigate.error"):
+        status, _, body = ask(encode_request(meta, b"x" * 9113) + b"y" * 50000)
+    assert status == 200 and json.loads(body)["body"] == 9113
+    assert "sent 50000 byte(s) after the CONTENT_LENGTH of 9113" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("wire", "status", "logged"),
     [

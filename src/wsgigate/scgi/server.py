@@ -29,7 +29,7 @@ from wsgigate.core.runner import run_app
 from wsgigate.errors import ClientDisconnected, ConfigurationError, ProtocolError
 from wsgigate.fastcgi.server import fix_script_name
 from wsgigate.protocols import NEED_DATA, ConnectionClosed
-from wsgigate.protocols.scgi import DEFAULT_MAX_HEADER_SIZE, Body, Request, SCGIParser
+from wsgigate.protocols.scgi import DEFAULT_MAX_HEADER_SIZE, Body, EndOfBody, Request, SCGIParser
 from wsgigate.server import Connection, ConnectionHandler, ServerConfig, run_server
 
 TYPE_CHECKING = False
@@ -116,7 +116,10 @@ class _Exchange:
         if isinstance(event, Body):
             self.left = event.data
             return False
-        return event is not NEED_DATA  # EndOfBody (or the web server closed its side)
+        if isinstance(event, EndOfBody):
+            self.ended = True
+            return True
+        return event is not NEED_DATA  # ConnectionClosed: the web server closed its side
 
     # -- the ResponseWriter the core calls ----------------------------------------------------
 
@@ -191,8 +194,21 @@ class SCGIHandler(ConnectionHandler):
         )
         outcome = run_app(self.app, environ, exchange, debug=self.debug)
         conn.end_request(environ, outcome.status, outcome.sent, started)
-        if outcome.complete and request.content_length and not exchange.body_read():
+        if not outcome.complete or not request.content_length:
+            return
+        if exchange.body_read() and exchange.ended:
+            _take_extra(conn.sock, parser)
+        if not exchange.body_read() or parser.trailing:
             _linger(conn.sock)
+        if parser.trailing:
+            log.warning(
+                "scgi: %s sent %d byte(s) after the CONTENT_LENGTH of %d: the request body "
+                "was cut short (nginx with scgi_request_buffering off sends a wrong length; "
+                "see docs/scgi.md)",
+                _peer(conn),
+                parser.trailing,
+                request.content_length,
+            )
 
     def _refuse(self, conn: Connection, status: int) -> None:
         reason = REASONS.get(status, "Bad Request")
@@ -223,6 +239,24 @@ class SCGIHandler(ConnectionHandler):
             "scgi: all %d threads busy and the queue full: answered 503",
             conn.worker.config.threads,
         )
+
+
+def _take_extra(sock: socket.socket, parser: SCGIParser) -> None:
+    """Feed the parser what already follows the body: bytes there mean a wrong CONTENT_LENGTH.
+
+    (``recv`` with ``MSG_DONTWAIT`` still waits on a socket with a timeout: Python polls first.)
+    """
+    timeout = sock.gettimeout()
+    try:
+        sock.setblocking(False)
+        extra = sock.recv(RECV_SIZE)
+    except OSError:
+        return
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)
+    if extra:
+        parser.receive_data(extra)
 
 
 def _linger(sock: socket.socket, seconds: float = LINGER_SECONDS) -> None:

@@ -1,0 +1,50 @@
+"""The app behind the tricky-request set (tests/integration/tricky.py): cgi_probe.py plus the
+probes that need more than it has. Standard library only; wsgigate loads it by path.
+
+``X-Probe``:
+
+- ``crc``: read ``wsgi.input`` in 64 KiB pieces, never whole; answer ``{"bytes", "crc"}``
+- ``read-all``: ``wsgi.input.read()`` with no size (what hangs on flup's SCGI server)
+- ``big-header``: a 16,000-byte ``X-Big`` response header
+- anything else: cgi_probe.py (environ as JSON, stream, binary, boom...)
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+from cgi_probe import app as probe_app
+
+BIG_HEADER = 16000
+
+
+def _json(start_response: StartResponse, data: object) -> list[bytes]:
+    body = json.dumps(data).encode()
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    probe = environ.get("HTTP_X_PROBE", "")
+    stream = environ["wsgi.input"]
+    if probe == "crc":
+        size = crc = 0
+        while chunk := stream.read(65536):
+            size += len(chunk)
+            crc = zlib.crc32(chunk, crc)
+        return _json(start_response, {"bytes": size, "crc": crc})
+    if probe == "read-all":
+        data = stream.read()
+        return _json(start_response, {"bytes": len(data), "crc": zlib.crc32(data)})
+    if probe == "big-header":
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/plain"), ("X-Big", "b" * BIG_HEADER), ("Content-Length", "3")],
+        )
+        return [b"big"]
+    return probe_app(environ, start_response)

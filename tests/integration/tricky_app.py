@@ -5,7 +5,7 @@ probes that need more than it has. Standard library only; wsgigate loads it by p
 
 - ``crc``: read ``wsgi.input`` in 64 KiB pieces, never whole; answer ``{"bytes", "crc"}``
 - ``read-all``: ``wsgi.input.read()`` with no size (what hangs on flup's SCGI server)
-- ``big-header``: a 16,000-byte ``X-Big`` response header
+- ``big-header``: an ``X-Big`` response header of 16,000 bytes (or the query string's number)
 - anything else: cgi_probe.py (environ as JSON, stream, binary, boom...)
 """
 
@@ -42,9 +42,10 @@ def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[byt
         data = stream.read()
         return _json(start_response, {"bytes": len(data), "crc": zlib.crc32(data)})
     if probe == "big-header":
+        size = int(environ.get("QUERY_STRING") or BIG_HEADER)
         start_response(
             "200 OK",
-            [("Content-Type", "text/plain"), ("X-Big", "b" * BIG_HEADER), ("Content-Length", "3")],
+            [("Content-Type", "text/plain"), ("X-Big", "b" * size), ("Content-Length", "3")],
         )
         return [b"big"]
     return probe_app(environ, start_response)

@@ -52,6 +52,7 @@ from wsgigate.protocols.fastcgi import (
     StdinEnd,
 )
 from wsgigate.server import Connection, ConnectionHandler, ServerConfig, run_server
+from wsgigate.server.headwait import head_timeout, recv_head
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -274,6 +275,7 @@ class FastCGIHandler(ConnectionHandler):
         self.multithread = config.threads > 1
         self.multiprocess = config.workers > 1
         self.max_conns = max(config.workers, 1) * config.threads
+        self.head_timeout = head_timeout(config)
 
     def _codec(self) -> FastCGIConnection:
         return FastCGIConnection(max_conns=self.max_conns, max_reqs=1, multiplex=False)
@@ -283,6 +285,7 @@ class FastCGIHandler(ConnectionHandler):
         conn.state = codec
         sock = conn.sock
         served = False
+        head_by = time.monotonic() + self.head_timeout  # slowloris: see server/headwait.py
         try:
             while True:
                 try:
@@ -298,15 +301,16 @@ class FastCGIHandler(ConnectionHandler):
                         return False
                     if served and not codec.buffered and not codec.active_requests:
                         return not conn.stopping
-                    data = sock.recv(RECV_SIZE)
+                    data = recv_head(sock, RECV_SIZE, head_by, self.head_timeout)
                     codec.receive_data(data)
                     continue
                 if isinstance(event, ConnectionClosed):
                     return False
                 if isinstance(event, BeginRequest):
-                    if not self._serve(conn, codec, event):
+                    if not self._serve(conn, codec, event, head_by):
                         return False
                     served = True
+                    head_by = time.monotonic() + self.head_timeout
                     if codec.should_close:
                         return False
                     if conn.stopping and not codec.buffered:
@@ -320,7 +324,9 @@ class FastCGIHandler(ConnectionHandler):
             log.info("fastcgi: connection from %s lost: %s", _peer(conn), exc)
             return False
 
-    def _serve(self, conn: Connection, codec: FastCGIConnection, begin: BeginRequest) -> bool:
+    def _serve(
+        self, conn: Connection, codec: FastCGIConnection, begin: BeginRequest, head_by: float
+    ) -> bool:
         """Run one request; False when the connection must close (peer gone, response cut)."""
         exchange = _Exchange(conn.sock, codec, begin)
         # Wait for the whole PARAMS stream (the codec collects it across records).
@@ -331,7 +337,7 @@ class FastCGIHandler(ConnectionHandler):
                 self._refuse(conn, codec, exc)
                 return True
             if event is NEED_DATA:
-                data = conn.sock.recv(RECV_SIZE)
+                data = recv_head(conn.sock, RECV_SIZE, head_by, self.head_timeout)
                 codec.receive_data(data)
                 continue
             if isinstance(event, Params):

@@ -31,6 +31,7 @@ from wsgigate.fastcgi.server import fix_script_name
 from wsgigate.protocols import NEED_DATA, ConnectionClosed
 from wsgigate.protocols.scgi import DEFAULT_MAX_HEADER_SIZE, Body, EndOfBody, Request, SCGIParser
 from wsgigate.server import Connection, ConnectionHandler, ServerConfig, run_server
+from wsgigate.server.headwait import head_timeout, recv_head
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -156,18 +157,20 @@ class SCGIHandler(ConnectionHandler):
         self.max_header_size = max_header_size
         self.multithread = config.threads > 1
         self.multiprocess = config.workers > 1
+        self.head_timeout = head_timeout(config)
 
     def handle(self, conn: Connection) -> bool:
         """Serve the connection's one request; always False (SCGI closes after a response)."""
         sock = conn.sock
         parser = SCGIParser(max_header_size=self.max_header_size)
+        head_by = time.monotonic() + self.head_timeout  # slowloris: see server/headwait.py
         try:
             while True:
                 event = parser.next_event()
                 if isinstance(event, Request):
                     break
                 if event is NEED_DATA:
-                    parser.receive_data(sock.recv(RECV_SIZE))
+                    parser.receive_data(recv_head(sock, RECV_SIZE, head_by, self.head_timeout))
                     continue
                 return False  # closed before a complete header: nothing to answer
             self._serve(conn, parser, event)

@@ -5,6 +5,7 @@ probes that need more than it has. Standard library only; wsgigate loads it by p
 
 - ``crc``: read ``wsgi.input`` in 64 KiB pieces, never whole; answer ``{"bytes", "crc"}``
 - ``read-all``: ``wsgi.input.read()`` with no size (what hangs on flup's SCGI server)
+- ``env``: the environ's string values as JSON, ``wsgi.input`` untouched
 - ``big-header``: an ``X-Big`` response header of 16,000 bytes (or the query string's number)
 - anything else: cgi_probe.py (environ as JSON, stream, binary, boom...)
 """
@@ -41,6 +42,8 @@ def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[byt
     if probe == "read-all":
         data = stream.read()
         return _json(start_response, {"bytes": len(data), "crc": zlib.crc32(data)})
+    if probe == "env":  # the environ only: wsgi.input untouched
+        return _json(start_response, {k: v for k, v in environ.items() if isinstance(v, str)})
     if probe == "big-header":
         size = int(environ.get("QUERY_STRING") or BIG_HEADER)
         start_response(

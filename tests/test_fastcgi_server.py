@@ -563,3 +563,48 @@ def test_unread_stdin_without_keep_conn_is_drained_not_reset(
         raw.flush()
         raw.sock.settimeout(5)
         assert raw.sock.recv(1) == b""  # a clean FIN, not ECONNRESET
+
+
+def test_ipv6_loopback_bind(app_file: Path, tmp_path: Path) -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    with fastcgi_server(app_file, tmp_path, "--bind", "[::1]:0", "--workers", "0") as server:
+        assert server.address.startswith("[::1]:")
+        assert get(server, "/").body == b"hello"
+        host, _, port = server.address.rpartition(":")
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=5) as sock:
+            assert sock.family == socket.AF_INET6
+
+
+def test_socket_owner_and_access_log_format(app_file: Path, tmp_path: Path) -> None:
+    import pwd
+
+    sock_path = tmp_path / "owned.sock"
+    args = ["--bind", f"unix:{sock_path}", "--workers", "0", "--socket-mode", "660"]
+    args += ["--access-logformat", "ACCESS %(m)s %(U)s %(q)s %(s)s %(B)s %({x-trace}i)s %(D)s"]
+    owner = None
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("nobody")
+        args += ["--socket-owner", f"{owner.pw_name}:{owner.pw_gid}"]
+    with fastcgi_server(app_file, tmp_path, *args) as server:
+        info = sock_path.stat()
+        assert info.st_mode & 0o777 == 0o660
+        if owner is not None:
+            assert (info.st_uid, info.st_gid) == (owner.pw_uid, owner.pw_gid)
+        response = request(
+            server.address, http_params("GET", "/env?a=1", [("X-Trace", "t-42")]), timeout=10
+        )
+        assert response.status == 200
+        server.wait_for(r"ACCESS GET /env a=1 200 \d+ t-42 \d+")
+
+
+def test_max_requests_jitter_spreads_the_limit() -> None:
+    from wsgigate.server import ConnectionHandler, ServerConfig, Worker
+
+    config = ServerConfig(workers=2, max_requests=100, max_requests_jitter=50)
+    limits = {Worker([], ConnectionHandler(), config).max_requests for _ in range(40)}
+    assert min(limits) >= 100 and max(limits) <= 150
+    assert len(limits) > 5  # drawn per worker, so workers do not all recycle at once

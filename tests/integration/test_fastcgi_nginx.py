@@ -82,6 +82,16 @@ def test_environ_through_stock_fastcgi_params(stack: str, request: pytest.Fixtur
     assert seen["body"]["length"] == 0
 
 
+def test_split_path_info_sub_path_mount(tcp_stack: tuple[Any, LiveServer]) -> None:
+    """location /sub/ with fastcgi_split_path_info: the app is mounted at /sub."""
+    web, _ = tcp_stack
+    env = environ_of(web.request("GET", "/sub/caf%C3%A9/x%20y?a=1&a="))["environ"]
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/sub", "/caf\xc3\xa9/x y")
+    assert env["QUERY_STRING"] == "a=1&a="
+    env = environ_of(web.request("GET", "/sub/"))["environ"]
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/sub", "/")
+
+
 def test_post_bodies(tcp_stack: tuple[Any, LiveServer]) -> None:
     web, _ = tcp_stack
     for size in (0, 1 << 20):

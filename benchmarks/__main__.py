@@ -1,4 +1,4 @@
-"""``python -m benchmarks [scenario ...] [--duration S] [--rounds N] [--write-docs]``."""
+"""``python -m benchmarks [scenario ...] [--duration S] [--rounds N] [--write-docs] [--plot]``."""
 
 from __future__ import annotations
 
@@ -50,6 +50,12 @@ def parse(argv: list[str]) -> tuple[list[str], Options, bool]:
         action="store_true",
         help="write the figures and this command into docs/benchmarks.md",
     )
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help="redraw docs/img/benchmarks.png (matplotlib) from the figures in docs/benchmarks.md; "
+        "alone it runs no scenario; --write-docs redraws it too",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-round progress")
     args = parser.parse_args(argv)
     for name in args.scenarios:
@@ -77,6 +83,8 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, _terminate)
+    if [arg for arg in argv if arg not in ("-q", "--quiet")] == ["--plot"]:
+        return _plot()  # no scenario named: redraw from the recorded figures only
     names, options, docs = parse(argv)
     command = shlex.join([sys.executable, "-m", "benchmarks", *argv])
     failed = 0
@@ -105,7 +113,21 @@ def main(argv: list[str] | None = None) -> int:
             facts["load average (1, 5, 15 min)"] = f"before {before}; after {after}"
             write_docs(scenario, result, command, facts)
             print(f"wrote the {name} section of docs/benchmarks.md")
+    if (docs and len(names) > failed) or "--plot" in argv:
+        _plot()
     return 1 if failed else 0
+
+
+def _plot() -> int:
+    from benchmarks.plot import draw, recorded
+
+    try:
+        path = draw(recorded())
+    except ImportError as exc:
+        print(f"--plot: cannot draw: {exc} (pip install -e '.[docs]')", file=sys.stderr)
+        return 1
+    print(f"drew {path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -40,5 +40,6 @@ ensure_venv() {
         }
     fi
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e ".[${extras}]"
+    # pip refuses ".[]": no brackets without extras (scripts/quickstart.sh passes none)
+    .venv/bin/python -m pip install -q -e ".${extras:+[${extras}]}"
 }

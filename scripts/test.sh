@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 # Front ends and tools the integration tests start for real.
-ensure_apt lighttpd apache2 nginx-light wrk spawn-fcgi libfcgi-bin libapache2-mod-fcgid curl
-ensure_venv "test"
+ensure_apt lighttpd apache2 nginx-light wrk spawn-fcgi libfcgi-bin libapache2-mod-fcgid curl systemd
+# docs: mkdocs-material (tests/test_docs.py builds the site --strict), matplotlib (the plot)
+ensure_venv "test,docs"
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -188,6 +188,19 @@ def _parse_pairs(block: bytes) -> Request:
     raw_length = parts[1]
     if not (raw_length.isascii() and raw_length.isdigit()):
         raise ProtocolError(f"SCGI CONTENT_LENGTH {raw_length[:40]!r} is not a decimal number")
+    headers = dict(zip(parts[::2], parts[1::2], strict=True))  # the common case, in C
+    if len(headers) * 2 != len(parts) or "" in headers:
+        headers = _checked_pairs(parts)
+    scgi = headers.get("SCGI")
+    if scgi != "1":
+        raise ProtocolError(
+            "SCGI header lacks SCGI=1" if scgi is None else f"SCGI version {scgi[:20]!r}, not 1"
+        )
+    return Request(headers, int(raw_length))
+
+
+def _checked_pairs(parts: list[str]) -> dict[str, str]:
+    """Pairs with an empty or repeated name: the precise error, or repeats combined."""
     headers: dict[str, str] = {}
     for i in range(0, len(parts), 2):
         name = parts[i]
@@ -201,12 +214,7 @@ def _parse_pairs(block: bytes) -> Request:
             headers[name] += ("; " if name == "HTTP_COOKIE" else ", ") + parts[i + 1]
             continue
         headers[name] = parts[i + 1]
-    scgi = headers.get("SCGI")
-    if scgi != "1":
-        raise ProtocolError(
-            "SCGI header lacks SCGI=1" if scgi is None else f"SCGI version {scgi[:20]!r}, not 1"
-        )
-    return Request(headers, int(raw_length))
+    return headers
 
 
 def _as_bytes(value: str | bytes) -> bytes:

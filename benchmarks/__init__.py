@@ -31,6 +31,7 @@ SCENARIOS: dict[str, str] = {
     "cgi-spawn": "benchmarks.cgi_spawn",
     "asgi": "benchmarks.asgi",
     "lambda": "benchmarks.lambda_events",
+    "scgi": "benchmarks.scgi",
 }
 
 

@@ -2,22 +2,26 @@
 
 - ``wsgigate check`` (the command line, as the README shows it) passes for each, for a GET,
   a POST with a body, a response with two cookies and a unicode path;
-- each is served by a real ``wsgigate fastcgi`` process behind real nginx
-  (deploy/nginx/fastcgi.conf);
+- each is served for real: ``wsgigate fastcgi`` and ``wsgigate scgi`` behind nginx
+  (deploy/nginx/fastcgi.conf, deploy/nginx/scgi.conf), and ``wsgigate asgi`` under uvicorn;
 - examples/test_apps.py, the example of wsgigate's pytest plugin, runs green.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support import DEPLOY, EXAMPLES, ROOT, free_port
+from tests.support import DEPLOY, EXAMPLES, ROOT, free_port, running
 from wsgigate.check import PROBES
 
 # name -> (MODULE:APP, extra PYTHONPATH entry)
@@ -69,31 +73,67 @@ def test_wsgigate_check_passes(name: str) -> None:
         assert set(rows.values()) == {"PASS"}, result.stdout
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("name", APPS)
-def test_behind_nginx_over_fastcgi(name: str, tmp_path: Path) -> None:
+def _http(port: int, method: str, path: str, body: bytes = b"", **headers: str) -> Any:
+    """(status, headers, body) from a plain HTTP server (uvicorn)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        conn.request(method, path, body=body or None, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.getheaders(), response.read()
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _stack(kind: str, spec: str, path: str, tmp_path: Path) -> Iterator[Any]:
+    """A request function ``(method, path, body, **headers) -> (status, headers, body)`` for the
+    app behind real nginx (FastCGI or SCGI backend) or under real uvicorn."""
     from tests.integration import servers
     from tests.test_server_runtime import live_server
 
-    spec, path = APPS[name]
-    address = f"127.0.0.1:{free_port()}"
-    argv = [sys.executable, "-m", "wsgigate", "fastcgi", spec, "--bind", address]
+    port = free_port()
+    if kind == "uvicorn":
+        argv = [sys.executable, "-m", "wsgigate", "asgi", spec, "--server", "uvicorn"]
+        argv += ["--bind", f"127.0.0.1:{port}", "--threads", "2", "--log-level", "warning"]
+        with running(argv, port=port, env=_env(path), cwd=ROOT, log=tmp_path / "uvicorn.log"):
+            yield lambda *args, **headers: _http(port, *args, **headers)
+        return
+    protocol = kind.partition("-")[2]
+    address = f"127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "wsgigate", protocol, spec, "--bind", address]
     argv += ["--workers", "0", "--threads", "2", "--access-logfile", "none"]
+    config = DEPLOY / "nginx" / f"{protocol}.conf"
     with (
         live_server(argv, tmp_path, env=_env(path)),
-        servers.nginx(DEPLOY / "nginx" / "fastcgi.conf", values={"BACKEND": address}) as web,
+        servers.nginx(config, values={"BACKEND": address}) as web,
     ):
-        home = web.request("GET", "/")
-        assert home.status == 200 and home.body.startswith(b"Hello"), home
-        echo = web.request(
-            "POST", "/echo", body="caf\u00e9".encode(), headers={"Content-Type": "text/plain"}
-        )
-        assert (echo.status, echo.body) == (200, "caf\u00e9".encode()), echo
-        cookies = web.request("GET", "/cookies").header_all("Set-Cookie")
-        assert sorted(c.split(";")[0].strip() for c in cookies) == ["a=1", "b=2"]
-        if name != "hello":  # the framework builds its own URL from the front end's variables
-            whoami = web.request("GET", "/whoami", headers={"Host": "example.org"})
-            assert whoami.body.strip() == b"http://example.org/whoami", whoami
+
+        def send(method: str, target: str, body: bytes = b"", **headers: str) -> Any:
+            answer = web.request(method, target, body=body, headers=headers)
+            return answer.status, answer.headers, answer.body
+
+        yield send
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["nginx-fastcgi", "nginx-scgi", "uvicorn"])
+@pytest.mark.parametrize("name", APPS)
+def test_on_a_real_server(name: str, kind: str, tmp_path: Path) -> None:
+    spec, path = APPS[name]
+    with _stack(kind, spec, path, tmp_path) as send:
+        status, _, body = send("GET", "/")
+        assert status == 200 and body.startswith(b"Hello"), (status, body)
+        data = "caf\u00e9".encode()
+        status, _, body = send("POST", "/echo", data, **{"Content-Type": "text/plain"})
+        assert (status, body) == (200, data)
+        _, headers, _ = send("GET", "/cookies")
+        cookies = [v.split(";")[0].strip() for k, v in headers if k.lower() == "set-cookie"]
+        assert sorted(cookies) == ["a=1", "b=2"]
+        status, _, body = send("GET", "/hello/caf%C3%A9")
+        assert status == 200 and "caf\u00e9".encode() in body
+        if name != "hello":  # the framework builds its own URL from what the server passed
+            _, _, body = send("GET", "/whoami", Host="example.org")
+            assert body.strip() == b"http://example.org/whoami", body
 
 
 def test_example_test_suite_with_the_pytest_plugin() -> None:
@@ -110,3 +150,18 @@ def test_example_test_suite_with_the_pytest_plugin() -> None:
 
     per_app = 4 * len(gateways()) + 2  # four tests per gateway, two single ones
     assert f"{3 * per_app} passed" in result.stdout, result.stdout[-500:]
+
+
+def test_django_cookies_leave_the_asgi_bridge_without_leading_space(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Django writes ``Set-Cookie: " a=1; Path=/"``; uvicorn without httptools (h11) refuses a
+    header value with leading whitespace and drops the connection (found by
+    test_on_a_real_server[django-uvicorn])."""
+    monkeypatch.syspath_prepend(str(EXAMPLES / "django_project"))
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "mysite.settings")
+    from mysite.wsgi import application
+    from wsgigate.testing import Client
+
+    cookies = Client(application, "asgi").get("/cookies").header_list("Set-Cookie")
+    assert cookies == ["a=1; Path=/", "b=2; HttpOnly; Path=/"]

@@ -331,7 +331,9 @@ class _Channel:
                         if not started:
                             status, headers = self.head  # type: ignore[misc]
                             fields = [
-                                (n.lower().encode("latin-1"), v.encode("latin-1"))
+                                # Django's Set-Cookie values start with a space; h11
+                                # (uvicorn without httptools) refuses a value that does
+                                (n.lower().encode("latin-1"), v.strip(" \t").encode("latin-1"))
                                 for n, v in headers
                             ]
                             if self.pathsend is not None:

@@ -161,6 +161,7 @@ def test_django_cookies_leave_the_asgi_bridge_without_leading_space(
     monkeypatch.syspath_prepend(str(EXAMPLES / "django_project"))
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "mysite.settings")
     from mysite.wsgi import application
+
     from wsgigate.testing import Client
 
     cookies = Client(application, "asgi").get("/cookies").header_list("Set-Cookie")

@@ -228,7 +228,7 @@ def test_parse_owner() -> None:
 
 def test_server_config_errors() -> None:
     with pytest.raises(ConfigurationError, match="--threads"):
-        ServerConfig(threads=0).check()
+        ServerConfig(threads=-1).check()
     with pytest.raises(ConfigurationError, match="--workers"):
         ServerConfig(workers=-1).check()
     with pytest.raises(ConfigurationError, match="access log format"):

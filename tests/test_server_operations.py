@@ -145,8 +145,12 @@ def test_separate_status_bind_counts_survive_recycling(tmp_path: Path) -> None:
         assert get(live, "/status").body == b"app /status"
 
 
-def test_slow_log_has_the_stack_and_request_timeout_stops_a_request(tmp_path: Path) -> None:
-    args = ("--workers", "0", "--threads", "2", "--status-path", "/status")
+@pytest.mark.parametrize("threads", ["2", "0"])
+def test_slow_log_has_the_stack_and_request_timeout_stops_a_request(
+    tmp_path: Path, threads: str
+) -> None:
+    """With a pool, and with --threads 0 (the main thread serves; a watchdog thread watches)."""
+    args = ("--workers", "0", "--threads", threads, "--status-path", "/status")
     args += ("--slow-request-timeout", "0.3", "--request-timeout", "1")
     with server(tmp_path, *args) as live:
         assert get(live, "/sleep?0.6").body == b"app /sleep"  # slow, but not stopped

@@ -385,6 +385,28 @@ def test_busy_worker_leaves_new_connections_to_its_sibling(tmp_path: Path) -> No
         assert len(pids) == 1 and busy_pid not in pids
 
 
+def test_threads_0_serves_on_the_main_thread(tmp_path: Path) -> None:
+    """No pool: each worker answers one request at a time; a busy one leaves new connections
+    to its sibling; kept-alive connections and a graceful SIGTERM work as with threads."""
+    argv = lines_server("--workers", "2", "--threads", "0", "--graceful-timeout", "5")
+    with live_server(argv, tmp_path) as server:
+        server.wait_for(r"booted worker \d+(?:.*\n)+.*booted worker \d+")
+        with server.connect() as kept:
+            for _ in range(3):
+                kept.sendall(b"pid\n")
+                assert _read_line(kept).startswith("pid ")
+        with server.connect() as busy:
+            busy.sendall(b"sleep 1.5\n")
+            time.sleep(0.3)
+            start = time.monotonic()
+            pids = {pid_of(ask(server)) for _ in range(4)}
+            assert time.monotonic() - start < 1.0  # the sibling answered at once
+            server.signal(signal.SIGTERM)
+            busy_pid = pid_of(_read_line(busy))  # finished, not cut off
+        assert len(pids) == 1 and busy_pid not in pids
+        assert server.proc.wait(5) == 0
+
+
 def test_inherited_socket_on_fd0(tmp_path: Path) -> None:
     """As Apache mod_fcgid, lighttpd bin-path and spawn-fcgi start a backend: no --bind."""
     listener = socket.socket()

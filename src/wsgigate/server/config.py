@@ -55,8 +55,10 @@ class ServerConfig:
             raise ConfigurationError(
                 f"--workers {self.workers}: must be 0 (single process) or more"
             )
-        if self.threads < 1:
-            raise ConfigurationError(f"--threads {self.threads}: must be at least 1")
+        if self.threads < 0:
+            raise ConfigurationError(
+                f"--threads {self.threads}: must be 0 (no pool: the worker serves) or more"
+            )
         for name in (
             "timeout",
             "graceful_timeout",
@@ -118,7 +120,14 @@ def add_server_arguments(parser: argparse.ArgumentParser, default_bind: str) -> 
         default=1,
         help="worker processes; 0 = single process, no arbiter (default: 1)",
     )
-    group.add_argument("--threads", type=int, default=4, help="threads per worker (default: 4)")
+    group.add_argument(
+        "--threads",
+        type=int,
+        default=4,
+        help="threads per worker (default: 4); 0 = no thread pool: each worker serves one "
+        "request at a time on its main thread (the least CPU per request; a slow request "
+        "holds the worker)",
+    )
     group.add_argument(
         "--queue",
         type=int,

@@ -1,6 +1,11 @@
 """One worker: an accept loop on ``selectors`` (epoll/poll, never ``select()``) feeding a bounded
 pool of threads that run the protocol's :class:`ConnectionHandler`.
 
+``--threads 0`` is the other shape (gunicorn's sync worker, uWSGI's default): no pool, the main
+thread serves each ready connection itself, one request at a time, and goes back to its
+selector. No hand-over between threads, so a short request costs less CPU; a long one holds
+the whole worker (siblings take new connections; past ``--timeout`` the arbiter replaces it).
+
 The main thread owns the selector: it accepts new connections, watches idle kept-alive ones,
 and hands any connection with data to the pool through a bounded queue. A pool thread runs the
 handler for as long as the connection has requests ready, then gives it back to the main thread
@@ -168,7 +173,10 @@ class Worker:
         self.heartbeat = heartbeat
         self.forked = forked
         self.access_log = AccessLog(config.access_log_format)
-        self.busy = [0.0] * config.threads
+        # --threads 0: the main thread serves (slot 0), no pool
+        self.inline = config.threads == 0
+        self.pool_size = max(config.threads, 1)
+        self.busy = [0.0] * self.pool_size
         self.requests = 0
         self.started = 0
         self.max_requests = 0
@@ -195,7 +203,7 @@ class Worker:
         self.pid = os.getpid()
         self.slow = 0
         self.timeouts = 0
-        threads = config.threads
+        threads = self.pool_size
         self._req_start = [0.0] * threads
         self._req_info: list[Any] = [None] * threads
         self._req_flags = [0] * threads
@@ -253,7 +261,7 @@ class Worker:
         scoreboard.update(
             self.slot,
             self.pid,
-            self.config.threads,
+            self.pool_size,
             busy,
             self._queue.qsize(),
             len(self._idle),
@@ -405,7 +413,48 @@ class Worker:
             signal.signal(signum, signal.SIG_DFL)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
 
+    def _serve_inline(self, conn: Connection) -> None:
+        """--threads 0: serve ``conn`` on the main thread, now."""
+        with self._lock:
+            self._inflight += 1
+        try:
+            conn.slot = 0
+            self.busy[0] = time.monotonic()
+            keep = False
+            try:
+                keep = self.handler.handle(conn)
+            except Exception:
+                log.exception(
+                    "%s: error serving a connection from %s",
+                    self.handler.name,
+                    conn.peer_host or conn.listener.address,
+                )
+            finally:
+                if self._req_start[0]:
+                    self.untrack(0)
+                self.busy[0] = 0.0
+                conn.slot = -1
+            if keep and not self.stopping:
+                self._returned.append(conn)  # parked by the loop, right after this
+            else:
+                self._close(conn)
+        except RequestTimeout:  # delivered after its request ended: nothing left to stop
+            self._close(conn)
+        finally:
+            with self._lock:
+                self._inflight -= 1
+
+    def _watchdog(self) -> None:
+        """--threads 0: the slow log and --request-timeout, from a thread of their own (the
+        main thread is in the request)."""
+        while not self.stopping and self._wake_w >= 0:
+            time.sleep(self._tick)
+            self._check_requests(time.monotonic())
+
     def _dispatch(self, conn: Connection) -> None:
+        if self.inline:
+            self._serve_inline(conn)
+            return
         with self._lock:
             self._inflight += 1
         try:
@@ -475,6 +524,13 @@ class Worker:
         ]
         for thread in threads:
             thread.start()
+        if self.inline:
+            self._req_thread[0] = threading.get_ident()
+            if self._watch:
+                watchdog = threading.Thread(
+                    target=self._watchdog, daemon=True, name=f"{self.handler.name}-watchdog"
+                )
+                watchdog.start()
         listening = True
         deadline = 0.0
         last_beat = 0.0
@@ -513,7 +569,7 @@ class Worker:
                     self._idle[conn.sock.fileno()] = conn
                     selector.register(conn.sock, selectors.EVENT_READ, conn)
                 if self._share and listening and not self.stopping:
-                    saturated = self._inflight >= self.config.threads
+                    saturated = self._inflight >= self.pool_size
                     if saturated != self._throttled:
                         for listener in self.listeners:
                             if saturated:

@@ -221,6 +221,26 @@ def test_closed_before_a_complete_header_is_not_an_error(
     assert served.kept == [False] and not caplog.records
 
 
+def test_overloaded_answers_503_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The runtime's full-pool hook (worker main thread): a 503, no app call, no waiting."""
+    config = ServerConfig(workers=1, threads=3)
+    handler = SCGIHandler(echo_app, config)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(encode_request(NGINX_META))
+        conn = Connection(
+            ours, "", Listener(ours, BindSpec("fd"), "t"), Worker([], handler, config)
+        )
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, "wsgigate.error"):
+            handler.overloaded(conn)
+        assert time.monotonic() - started < 1
+        theirs.settimeout(5)
+        data = theirs.recv(65536)
+    assert data.startswith(b"Status: 503 Service Unavailable\r\n") and b"Retry-After: 1" in data
+    assert "all 3 threads busy" in caplog.text
+
+
 # -- Apache mod_proxy_scgi, as seen on the wire (Apache 2.4.71) ---------------------------------
 
 

@@ -345,6 +345,24 @@ def test_run_on_an_inherited_socket_speaks_scgi(tmp_path: Path) -> None:
         assert status == 200 and json.loads(body)["environ"]["PATH_INFO"] == "/fd0"
 
 
+def test_threads_0_and_the_ping_path(tmp_path: Path) -> None:
+    """The shared runtime's options work for SCGI too: --threads 0 (requests on each worker's
+    main thread) and --ping-path answered in front of the app."""
+    with scgi_server(
+        tmp_path,
+        *("scgi", APP, "--bind", "127.0.0.1:0", "--workers", "1", "--threads", "0"),
+        "--ping-path",
+        "/ping",
+    ) as server:
+        status, body = scgi_request(server.address, {**NGINX_META, "REQUEST_URI": "/ping"})
+        assert (status, body.strip()) == (200, b"pong")
+        for i in range(3):
+            meta = {**NGINX_META, "REQUEST_URI": f"/n{i}", "REQUEST_METHOD": "POST"}
+            status, body = scgi_request(server.address, meta, b"abc")
+            env = json.loads(body)["environ"]
+            assert (status, env["PATH_INFO"], env["wsgi.multithread"]) == (200, f"/n{i}", False)
+
+
 def test_bad_max_header_size_is_a_usage_error(tmp_path: Path) -> None:
     import subprocess
 

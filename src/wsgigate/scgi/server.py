@@ -44,7 +44,7 @@ __all__ = ["SCGIHandler", "add_arguments", "fix_apache_path_info", "main", "serv
 log = logging.getLogger("wsgigate.error")
 
 DEFAULT_BIND = "127.0.0.1:4000"  # the SCGI reference server's and flup's default port
-RECV_SIZE = 262144
+RECV_SIZE = 65536  # a larger recv() buffer is mmap()ed per call (see fastcgi/server.py)
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 64 << 20
 REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
@@ -151,7 +151,9 @@ class SCGIHandler(ConnectionHandler):
         debug: bool = False,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     ) -> None:
-        self.app = app
+        from wsgigate.server.status import with_operations
+
+        self.app = with_operations(app, config)  # --status-path / --ping-path, when set
         self.script_name = script_name
         self.debug = debug
         self.max_header_size = max_header_size
@@ -182,8 +184,8 @@ class SCGIHandler(ConnectionHandler):
         return False
 
     def _serve(self, conn: Connection, parser: SCGIParser, request: Request) -> None:
-        started = conn.begin_request()
         meta = request.headers
+        started = conn.begin_request(meta)
         fix_apache_path_info(meta)
         fix_script_name(meta, self.script_name)
         exchange = _Exchange(conn.sock, parser)

@@ -6,7 +6,8 @@ deploy/nginx/scgi.conf (Debian's stock scgi_params; SCGI opens one connection pe
 wrk drives nginx. The sides are started together and measured in interleaved rounds. The
 baseline is flup's threaded ``flup.server.scgi.WSGIServer``, one process, as flup users run it;
 the other sides use two processes (this machine has 2 cores): wsgigate ``--workers 2
---threads 4``, flup's pre-forking ``flup.server.scgi_fork`` (2 children), the ``scgi``
+--threads 4`` and ``--workers 2 --threads 0`` (each worker serves on its main thread: no
+hand-over to a pool thread), flup's pre-forking ``flup.server.scgi_fork`` (2 children), the ``scgi``
 package's ``SCGIServer`` (``max_children=2``, the app run by ``wsgiref.handlers.SimpleHandler``:
 the package speaks SCGI, not WSGI) and uWSGI (``--processes 2 --threads 4``, Debian's
 uwsgi-plugin-python3). "server CPU" is the user + system time of the side's processes per
@@ -110,6 +111,11 @@ def _sides(python: str, work: Path) -> dict[str, Callable[[int], list[str]]]:
         "wsgigate scgi (2 workers x 4 threads)": lambda port: [
             *(python, "-m", "wsgigate", "scgi", f"{work / 'bench_app.py'}:app"),
             *("--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"),
+            *("--access-logfile", "none", "--log-level", "warning"),
+        ],
+        "wsgigate scgi (2 workers, --threads 0)": lambda port: [
+            *(python, "-m", "wsgigate", "scgi", f"{work / 'bench_app.py'}:app"),
+            *("--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "0"),
             *("--access-logfile", "none", "--log-level", "warning"),
         ],
         BASELINE: lambda port: [python, "-c", FLUP, str(work), str(port), "threaded"],

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,3 +58,27 @@ def test_bodies_streaming_and_reuse(stack: tuple[Any, LiveServer]) -> None:
         assert env["PATH_INFO"] == f"/n{i}"
     log = web.log_text()
     assert "AH01075" not in log and "reset by peer" not in log, log[-3000:]
+
+
+def test_sethandler_form(tmp_path: Path) -> None:
+    """SetHandler "proxy:fcgi://..." (-DSETHANDLER): Apache maps the URL to a file first and, for
+    a path that is no file, splits it after the first segment (/a/b/c -> SCRIPT_NAME=/a,
+    PATH_INFO=/b/c). A backend started with --script-name / re-joins it."""
+    address = f"127.0.0.1:{free_port()}"
+    argv = [sys.executable, "-m", "wsgigate", "fastcgi", f"{PROBE}:app", "--script-name", "/"]
+    argv += ["--bind", address, "--workers", "0"]
+    config = DEPLOY / "apache" / "fastcgi.conf"
+    with (
+        live_server(argv, tmp_path),
+        servers.apache(config, env={"WSGIGATE_BACKEND": address}, defines=["SETHANDLER"]) as web,
+    ):
+        for target, path in (("/caf%C3%A9/x?a=1&a=", "/caf\xc3\xa9/x"), ("/a/b/c", "/a/b/c")):
+            response = web.request("GET", target, headers={"X-Custom": "v"})
+            assert response.status == 200, (response, web.log_tail())
+            env = json.loads(response.body)["environ"]
+            assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("", path)
+            assert env["HTTP_X_CUSTOM"] == "v"
+        assert env["QUERY_STRING"] == ""
+        body = os.urandom(100000)
+        seen = json.loads(web.request("POST", "/up", body=body).body)
+        assert seen["body"]["sha256"] == hashlib.sha256(body).hexdigest()

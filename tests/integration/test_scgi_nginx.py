@@ -87,6 +87,14 @@ def test_head_big_headers_streams_and_errors(tcp_stack: tuple[Any, LiveServer]) 
     assert "error serving a connection" not in app.text()  # no handler crash, only the boom
 
 
+def test_upload_1gib_with_flat_memory(tcp_stack: tuple[Any, LiveServer]) -> None:
+    """nginx buffers the body (to a temporary file) and sends it with the right length."""
+    web, app = tcp_stack
+    started = time.monotonic()
+    grew = tricky.check_upload_1gib_flat(web, app.proc.pid, "/gib")
+    print(f"1 GiB through nginx in {time.monotonic() - started:.1f} s, grew {grew >> 20} MiB")
+
+
 def test_sighup_under_load_drops_nothing(tcp_stack: tuple[Any, LiveServer]) -> None:
     web, app = tcp_stack
     failures: list[str] = []

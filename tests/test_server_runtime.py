@@ -274,6 +274,21 @@ def test_second_sigterm_stops_at_once(tmp_path: Path) -> None:
     assert "again: stopping now" in server.text()
 
 
+def test_graceful_timeout_cuts_off_a_request_that_runs_past_it(tmp_path: Path) -> None:
+    argv = lines_server("--workers", "1", "--graceful-timeout", "1")
+    with live_server(argv, tmp_path) as server:
+        server.wait_for("booted worker")
+        with server.connect(timeout=10) as sock:
+            sock.sendall(b"sleep 30\n")
+            time.sleep(0.3)
+            start = time.monotonic()
+            server.signal(signal.SIGTERM)
+            assert server.proc.wait(8) == 0
+            assert time.monotonic() - start < 5  # 1 s of grace (+1 s the arbiter allows)
+            assert _read_line(sock) == ""  # cut off, not answered
+    assert "graceful timeout" in server.text()
+
+
 def test_single_process_mode_graceful(tmp_path: Path) -> None:
     with live_server(lines_server("--workers", "0"), tmp_path) as server:
         assert pid_of(ask(server)) == server.proc.pid

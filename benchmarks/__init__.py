@@ -32,6 +32,7 @@ SCENARIOS: dict[str, str] = {
     "asgi": "benchmarks.asgi",
     "lambda": "benchmarks.lambda_events",
     "scgi": "benchmarks.scgi",
+    "fastcgi": "benchmarks.fastcgi",
 }
 
 

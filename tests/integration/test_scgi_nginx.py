@@ -8,6 +8,7 @@ tests/integration/tricky_app.py, the request set tests/integration/tricky.py.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -93,6 +94,33 @@ def test_upload_1gib_with_flat_memory(tcp_stack: tuple[Any, LiveServer]) -> None
     started = time.monotonic()
     grew = tricky.check_upload_1gib_flat(web, app.proc.pid, "/gib")
     print(f"1 GiB through nginx in {time.monotonic() - started:.1f} s, grew {grew >> 20} MiB")
+
+
+def test_unbuffered_request_bodies_get_a_wrong_length_from_nginx_1_22(
+    tcp_stack: tuple[Any, LiveServer], tmp_path: Path
+) -> None:
+    """Why deploy/nginx/scgi.conf keeps request buffering on: with it off, nginx before the fix
+    of February 2026 (nginx/nginx pull request 1118) sends as CONTENT_LENGTH what it has read of
+    the body so far. wsgigate cannot know the real length; it logs the bytes that follow."""
+    _, app = tcp_stack
+    template = tmp_path / "unbuffered.conf"
+    text = CONFIG.read_text().replace(
+        "scgi_buffering off;", "scgi_buffering off;\n            scgi_request_buffering off;"
+    )
+    assert "scgi_request_buffering off;" in text
+    template.write_text(text)
+    mark = len(app.text())
+    body = os.urandom(1 << 20)
+    with servers.nginx(template, values={"BACKEND": app.address}) as web:
+        response = web.request(
+            "POST", "/stream/up", body=body, headers={"X-Probe": "read-then-wait"}
+        )
+    assert response.status == 200
+    received = json.loads(response.body)["bytes"]
+    if received < len(body):  # nginx 1.22: the defect; it must not pass unnoticed
+        app.wait_for(rf"sent \d+ byte\(s\) after the CONTENT_LENGTH of {received}", start=mark)
+    else:
+        assert received == len(body)
 
 
 def test_sighup_under_load_drops_nothing(tcp_stack: tuple[Any, LiveServer]) -> None:

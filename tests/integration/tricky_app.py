@@ -5,6 +5,7 @@ probes that need more than it has. Standard library only; wsgigate loads it by p
 
 - ``crc``: read ``wsgi.input`` in 64 KiB pieces, never whole; answer ``{"bytes", "crc"}``
 - ``read-all``: ``wsgi.input.read()`` with no size (what hangs on flup's SCGI server)
+- ``read-then-wait``: the same, then 0.3 s before answering
 - ``env``: the environ's string values as JSON, ``wsgi.input`` untouched
 - ``big-header``: an ``X-Big`` response header of 16,000 bytes (or the query string's number)
 - anything else: cgi_probe.py (environ as JSON, stream, binary, boom...)
@@ -13,6 +14,7 @@ probes that need more than it has. Standard library only; wsgigate loads it by p
 from __future__ import annotations
 
 import json
+import time
 import zlib
 from collections.abc import Iterable
 from wsgiref.types import StartResponse, WSGIEnvironment
@@ -39,8 +41,10 @@ def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[byt
             size += len(chunk)
             crc = zlib.crc32(chunk, crc)
         return _json(start_response, {"bytes": size, "crc": crc})
-    if probe == "read-all":
+    if probe in ("read-all", "read-then-wait"):
         data = stream.read()
+        if probe == "read-then-wait":  # whatever the front end still sends is there by now
+            time.sleep(0.3)
         return _json(start_response, {"bytes": len(data), "crc": zlib.crc32(data)})
     if probe == "env":  # the environ only: wsgi.input untouched
         return _json(start_response, {k: v for k, v in environ.items() if isinstance(v, str)})

@@ -199,8 +199,10 @@ class SCGIHandler(ConnectionHandler):
         )
         outcome = run_app(self.app, environ, exchange, debug=self.debug)
         conn.end_request(environ, outcome.status, outcome.sent, started)
-        if not outcome.complete or not request.content_length:
+        if not outcome.complete:
             return
+        if not request.content_length and meta.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            return  # no body, none expected: close at once
         if exchange.body_read() and exchange.ended:
             _take_extra(conn.sock, parser)
         if not exchange.body_read() or parser.trailing:

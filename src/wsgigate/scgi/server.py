@@ -2,7 +2,8 @@
 
 One request per connection (SCGI has no keep-alive)::
 
-    bytes ─> SCGIParser ─> Request(headers) ─> fix_script_name() ─> meta (latin-1 strings)
+    bytes ─> SCGIParser ─> Request(headers: meta as latin-1 strings)
+          ─> fix_apache_path_info(), fix_script_name() (SCRIPT_NAME / PATH_INFO per front end)
           ─> core.build_environ(stdin=InputStream bounded by CONTENT_LENGTH)
           ─> core.run_app(writer) ─> CGI head + first chunk in one send ─> close
 

@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -615,3 +616,31 @@ def test_unix_socket_created_with_the_requested_mode(
     argv = [sys.executable, "-m", "wsgigate", command, APP, "--bind", f"unix:{path}{spec}"]
     with live_server([*argv, "--workers", "0", *args], tmp_path):
         assert path.stat().st_mode & 0o777 == mode
+
+
+def test_asgi_client_leaves_mid_upload_under_uvicorn(tmp_path: Path) -> None:
+    """Clients that send half a body and leave: each app read fails, its pool thread is free
+    again (the requests that follow are served at once) and nothing is logged as a traceback."""
+    require_binary("uvicorn")
+    port = free_port()
+    argv = [sys.executable, "-m", "wsgigate", "asgi", APP, "--bind", f"127.0.0.1:{port}"]
+    with live_server([*argv, "--threads", "2"], tmp_path, wait=False) as server:
+        wait_for_port(port, process=server.proc)  # type: ignore[arg-type]
+        for _ in range(6):  # three times the pool
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(
+                    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+                    + b"x" * 1000
+                )
+                time.sleep(0.05)
+        started = time.monotonic()
+        for _ in range(4):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                conn.request("POST", "/echo", body=b"after")
+                reply = conn.getresponse()
+                assert (reply.status, reply.read()) == (200, b"after")
+            finally:
+                conn.close()
+        assert time.monotonic() - started < 3
+        assert "Traceback" not in server.text(), server.text()[-3000:]

@@ -88,14 +88,6 @@ def test_head_big_headers_streams_and_errors(tcp_stack: tuple[Any, LiveServer]) 
     assert "error serving a connection" not in app.text()  # no handler crash, only the boom
 
 
-def test_upload_1gib_with_flat_memory(tcp_stack: tuple[Any, LiveServer]) -> None:
-    """nginx buffers the body (to a temporary file) and sends it with the right length."""
-    web, app = tcp_stack
-    started = time.monotonic()
-    grew = tricky.check_upload_1gib_flat(web, app.proc.pid, "/gib")
-    print(f"1 GiB through nginx in {time.monotonic() - started:.1f} s, grew {grew >> 20} MiB")
-
-
 def test_unbuffered_request_bodies_get_a_wrong_length_from_nginx_1_22(
     tcp_stack: tuple[Any, LiveServer], tmp_path: Path
 ) -> None:

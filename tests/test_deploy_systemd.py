@@ -135,7 +135,11 @@ def test_socket_activation_runs_the_unit_command(tmp_path: Path) -> None:
         assert f"fastcgi listening on unix:{sock}" in text  # systemd's socket, not 127.0.0.1:9000
         assert "2 worker(s) x 8 thread(s)" in text
         process.send_signal(signal.SIGTERM)
-        assert process.wait(20) == 0, log.read_text()
+        try:
+            status = process.wait(30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"no exit 30 s after SIGTERM:\n{log.read_text()[-4000:]}")
+        assert status == 0, log.read_text()
     assert "fastcgi stopped" in log.read_text()
     assert sock.exists()  # systemd's socket file: wsgigate never unlinks what it did not create
 

@@ -30,20 +30,11 @@ APPS = {
     "flask": ("examples/flask_app.py:app", ""),
     "django": ("mysite.wsgi:application", str(EXAMPLES / "django_project")),
 }
+# label -> (method, path, headers, body): what `wsgigate check` sends through every gateway
 REQUESTS = {
-    "get": [],
-    "post": [
-        "--method",
-        "POST",
-        "--path",
-        "/echo",
-        "--header",
-        "Content-Type: text/plain",
-        "--data",
-        "caf\u00e9",
-    ],
-    "cookies": ["--path", "/cookies"],
-    "unicode": ["--path", "/hello/caf%C3%A9"],
+    "post": ("POST", "/echo", [("Content-Type", "text/plain")], "caf\u00e9".encode()),
+    "cookies": ("GET", "/cookies", [], b""),
+    "unicode": ("GET", "/hello/caf%C3%A9", [], b""),
 }
 
 
@@ -56,21 +47,40 @@ def _env(extra_path: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", APPS)
-def test_wsgigate_check_passes(name: str) -> None:
+def test_wsgigate_check_command_passes(name: str) -> None:
     spec, path = APPS[name]
-    for label, args in REQUESTS.items():
-        result = subprocess.run(
-            [sys.executable, "-m", "wsgigate", "check", *args, spec],
-            cwd=ROOT,
-            env=_env(path),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, f"{label}:\n{result.stdout}{result.stderr}"
-        rows = dict(re.findall(r"^(\S.*?)\s{2,}\d{3} .*?\s{2}(PASS|FAIL.*)$", result.stdout, re.M))
-        assert set(rows) == {"direct", *PROBES}, result.stdout
-        assert set(rows.values()) == {"PASS"}, result.stdout
+    result = subprocess.run(
+        [sys.executable, "-m", "wsgigate", "check", spec],
+        cwd=ROOT,
+        env=_env(path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = dict(re.findall(r"^(\S.*?)\s{2,}\d{3} .*?\s{2}(PASS|FAIL.*)$", result.stdout, re.M))
+    assert set(rows) == {"direct", *PROBES}, result.stdout
+    assert set(rows.values()) == {"PASS"}, result.stdout
+
+
+@pytest.mark.parametrize("label", REQUESTS)
+@pytest.mark.parametrize("name", APPS)
+def test_wsgigate_check_passes_for_each_request(
+    name: str, label: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `wsgigate check --method ... --path ... --data ...` runs, in-process."""
+    from wsgigate.check import ProbeRequest, check, format_table
+    from wsgigate.loader import load_app
+
+    spec, path = APPS[name]
+    if path:
+        monkeypatch.syspath_prepend(path)
+        monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "mysite.settings")
+    monkeypatch.chdir(ROOT)
+    method, target, headers, body = REQUESTS[label]
+    rows = check(load_app(spec), ProbeRequest(method, target, "", headers, body))
+    assert [row.gateway for row in rows] == ["direct", *PROBES]
+    assert all(row.ok for row in rows), format_table(rows)
 
 
 def _http(port: int, method: str, path: str, body: bytes = b"", **headers: str) -> Any:

@@ -61,11 +61,15 @@ def content_length(meta: "Mapping[str, str]") -> int | None:
     return int(raw)
 
 
+_ON = ("on", "On", "ON", "1", "yes", "true")
+
+
 def _url_scheme(meta: "Mapping[str, str]") -> str:
-    if meta.get("HTTPS", "off").lower() in ("on", "1", "yes", "true"):
+    https = meta.get("HTTPS")
+    if https is not None and (https in _ON or https.lower() in ("on", "1", "yes", "true")):
         return "https"
-    scheme = meta.get("REQUEST_SCHEME", "")
-    return "https" if scheme.lower() == "https" else "http"
+    scheme = meta.get("REQUEST_SCHEME")
+    return "https" if scheme is not None and scheme.lower() == "https" else "http"
 
 
 def build_environ(
@@ -77,6 +81,7 @@ def build_environ(
     multiprocess: bool,
     run_once: bool,
     url_scheme: str | None = None,
+    reuse: bool = False,
 ) -> "dict[str, Any]":
     """Return the WSGI environ for one request; pure apart from the two streams it is given.
 
@@ -84,23 +89,39 @@ def build_environ(
     PEP 3333 requires, never ``HTTP_PROXY`` (httpoxy: a client's ``Proxy:`` header must not
     configure the application's outgoing proxy) and never ``HTTP_CONTENT_TYPE`` or
     ``HTTP_CONTENT_LENGTH`` (the body's framing lives in the un-prefixed names only).
+
+    ``reuse=True``: ``meta`` is a dict the gateway made for this request alone; it becomes the
+    environ instead of being copied.
     """
-    environ: dict[str, Any] = dict(meta)
-    environ.pop("HTTP_PROXY", None)
-    for name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        duplicate = environ.pop("HTTP_" + name, None)
-        if duplicate is not None and not environ.get(name):
-            environ[name] = duplicate
-    if not environ.get("CONTENT_LENGTH"):
-        environ.pop("CONTENT_LENGTH", None)
-    if not environ.get("CONTENT_TYPE"):
-        environ.pop("CONTENT_TYPE", None)
-    environ.setdefault("REQUEST_METHOD", "GET")
-    environ.setdefault("SCRIPT_NAME", "")
-    environ.setdefault("PATH_INFO", "")
-    environ.setdefault("QUERY_STRING", "")
-    environ.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
+    # Every gateway calls this once per request (a Lambda event's whole budget is a few
+    # microseconds): a plain copy, membership tests instead of pop/setdefault calls, and plain
+    # stores, which measured fastest (a {**a, **b} display is twice as slow).
     scheme = url_scheme or _url_scheme(meta)
+    environ: dict[str, Any] = meta if reuse and type(meta) is dict else dict(meta)
+    if "HTTP_PROXY" in environ:
+        del environ["HTTP_PROXY"]
+    if "HTTP_CONTENT_TYPE" in environ:
+        duplicate = environ.pop("HTTP_CONTENT_TYPE")
+        if not environ.get("CONTENT_TYPE"):
+            environ["CONTENT_TYPE"] = duplicate
+    if "HTTP_CONTENT_LENGTH" in environ:
+        duplicate = environ.pop("HTTP_CONTENT_LENGTH")
+        if not environ.get("CONTENT_LENGTH"):
+            environ["CONTENT_LENGTH"] = duplicate
+    if "CONTENT_LENGTH" in environ and not environ["CONTENT_LENGTH"]:
+        del environ["CONTENT_LENGTH"]
+    if "CONTENT_TYPE" in environ and not environ["CONTENT_TYPE"]:
+        del environ["CONTENT_TYPE"]
+    if "REQUEST_METHOD" not in environ:
+        environ["REQUEST_METHOD"] = "GET"
+    if "SCRIPT_NAME" not in environ:
+        environ["SCRIPT_NAME"] = ""
+    if "PATH_INFO" not in environ:
+        environ["PATH_INFO"] = ""
+    if "QUERY_STRING" not in environ:
+        environ["QUERY_STRING"] = ""
+    if "SERVER_PROTOCOL" not in environ:
+        environ["SERVER_PROTOCOL"] = "HTTP/1.1"
     if not environ.get("SERVER_NAME"):
         host = environ.get("HTTP_HOST", "")
         name, sep, port = host.rpartition(":")
@@ -130,15 +151,21 @@ class InputStream:
     an ASGI ``more_body=False``) and is read until ``raw`` reports end of stream. A stream that
     ends before ``length`` raises :class:`ClientDisconnected`: the application must not mistake
     a truncated upload for a complete one.
+
+    ``buffered`` is body the gateway already holds, served before anything from ``raw``
+    (``length`` counts only what is still to come from ``raw``). A whole body in memory, as a
+    Lambda event carries it, is ``InputStream(None, 0, body)``: no file object around it.
     """
 
     __slots__ = ("_buffer", "_raw", "_remaining", "_length")
 
-    def __init__(self, raw: "BinaryReader", length: int | None) -> None:
+    def __init__(
+        self, raw: "BinaryReader | None", length: int | None, buffered: bytes = b""
+    ) -> None:
         self._raw = raw
         self._length = length
         self._remaining = -1 if length is None else length
-        self._buffer = b""
+        self._buffer = buffered
 
     def _fill(self, size: int) -> bytes:
         """Read up to ``size`` bytes from the transport, honouring the length bound."""
@@ -148,7 +175,8 @@ class InputStream:
             size = min(size, self._remaining)
         if size > _MAX_READ:
             size = _MAX_READ  # a buffered reader allocates `size` before any byte arrives
-        data = self._raw.read(size)
+        raw = self._raw
+        data = raw.read(size) if raw is not None else b""  # None: nothing beyond `buffered`
         if not data:
             if self._remaining > 0:
                 from wsgigate.errors import ClientDisconnected

@@ -32,6 +32,11 @@ _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHI
 # Header names repeat across requests; remember the ones already proven valid (bounded).
 _valid_names: dict[str, str] = {}
 _VALID_NAMES_MAX = 512
+# (name, value) pairs already proven valid -> -1, or the Content-Length they carry (bounded).
+_valid_headers: dict[tuple[str, str], int] = {}
+_VALID_HEADERS_MAX = 1024
+# Status lines repeat too: line -> code once validated (bounded; the runner looks here first).
+_statuses: dict[str, int] = {}
 
 
 def _invalid(message: str) -> "ApplicationError":
@@ -59,7 +64,10 @@ def validate_status(status: object) -> int:
             status.encode("latin-1")  # the head is serialized as latin-1 by every gateway
         except UnicodeEncodeError:
             raise _invalid(f"status line {status!r} is not latin-1") from None
-    return int(code)
+    number = int(code)
+    if len(_statuses) < 64:
+        _statuses[status] = number
+    return number
 
 
 def _check_name(name: object) -> str:
@@ -86,6 +94,17 @@ def validate_headers(headers: object) -> int | None:
         raise _invalid(f"headers must be a list, not {type(headers).__name__}")
     length = None
     for item in headers:
+        # Most headers repeat from one response to the next: a header seen valid before costs
+        # one lookup (-1: valid, else the Content-Length it carries).
+        if type(item) is tuple:
+            try:
+                known = _valid_headers.get(item)
+            except TypeError:  # an unhashable member: the checks below say what is wrong
+                known = None
+            if known is not None:
+                if known >= 0:
+                    length = known
+                continue
         if type(item) is not tuple or len(item) != 2:
             raise _invalid(f"header {item!r} is not a (name, value) tuple")
         name, value = item
@@ -105,6 +124,10 @@ def validate_headers(headers: object) -> int | None:
             if not (value.isascii() and value.isdigit()):
                 raise _invalid(f"invalid Content-Length {value!r}")
             length = int(value)
+            if len(_valid_headers) < _VALID_HEADERS_MAX:
+                _valid_headers[item] = length
+        elif len(_valid_headers) < _VALID_HEADERS_MAX:
+            _valid_headers[item] = -1
     return length
 
 

@@ -7,7 +7,7 @@ calls ``close()``, and turns failures into a 500 or a cut-off response plus one 
 """
 
 from wsgigate.core.environ import ErrorStream
-from wsgigate.core.response import _invalid, validate_headers, validate_status
+from wsgigate.core.response import _invalid, _statuses, validate_headers, validate_status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,43 +39,36 @@ else:
 
 
 class Outcome:
-    """What happened to one request: for the access log and for the gateway's next step."""
+    """What happened to one request: for the access log and for the gateway's next step.
 
-    __slots__ = ("status", "sent", "complete", "disconnected")
+    The fields are class-level defaults, so making one runs no ``__init__`` (the runner makes
+    one per request, and a Lambda event's whole budget is a few microseconds).
+    """
 
-    def __init__(self) -> None:
-        self.status = 0  # HTTP status code sent, 0 if nothing was sent
-        self.sent = 0  # body bytes handed to the writer
-        self.complete = False  # finish() was called: the response is whole
-        self.disconnected = False  # the peer went away
+    status = 0  # HTTP status code sent, 0 if nothing was sent
+    sent = 0  # body bytes handed to the writer
+    complete = False  # finish() was called: the response is whole
+    disconnected = False  # the peer went away
 
 
 _ERROR_BODY = b"Internal Server Error\n"
 
 
-class _Exchange:
-    """State of one request/response, with ``start_response`` and ``write`` as bound methods."""
+class _Exchange(Outcome):
+    """State of one request/response, with ``start_response`` and ``write`` as bound methods.
 
-    __slots__ = (
-        "environ",
-        "writer",
-        "debug",
-        "status",
-        "headers",
-        "head_sent",
-        "remaining",
-        "outcome",
-    )
+    It is its own :class:`Outcome` (one object per request instead of two): ``status`` is the
+    code sent, ``line`` the status line the app gave. :func:`run_app` sets ``environ``,
+    ``writer`` and ``debug``; the rest starts from the class-level defaults.
+    """
 
-    def __init__(self, environ: "dict[str, Any]", writer: "ResponseWriter", debug: bool) -> None:
-        self.environ = environ
-        self.writer = writer
-        self.debug = debug
-        self.status: str | None = None
-        self.headers: list[tuple[str, str]] = []
-        self.head_sent = False
-        self.remaining: int | None = None  # body bytes the app's Content-Length still allows
-        self.outcome = Outcome()
+    environ: "dict[str, Any]"
+    writer: "ResponseWriter"
+    debug = False
+    line: "str | None" = None
+    headers: "list[tuple[str, str]]" = []  # never mutated: start_response replaces it
+    head_sent = False
+    remaining: "int | None" = None  # body bytes the app's Content-Length still allows
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: "ExcInfo | None" = None
@@ -86,14 +79,15 @@ class _Exchange:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None  # break the frame <-> traceback cycle
-        elif self.status is not None:
+        elif self.line is not None:
             raise _invalid("start_response() called a second time without exc_info")
-        code = validate_status(status)
-        length = validate_headers(headers)
-        self.status = status
+        code = _statuses.get(status) if type(status) is str else None
+        if code is None:
+            code = validate_status(status)
+        self.remaining = validate_headers(headers)
+        self.line = status
         self.headers = headers
-        self.remaining = length
-        self.outcome.status = code
+        self.status = code
         return self.write
 
     def _bounded(self, data: bytes) -> bytes:
@@ -112,10 +106,10 @@ class _Exchange:
         return data[: max(remaining, 0)]
 
     def _head(self) -> None:
-        if self.status is None:
+        if self.line is None:
             raise _invalid("application sent body data before calling start_response()")
         try:
-            self.writer.start(self.status, self.headers)
+            self.writer.start(self.line, self.headers)
         except Exception as exc:
             raise _disconnected(exc) from exc
         self.head_sent = True
@@ -136,46 +130,61 @@ class _Exchange:
                 self.writer.write(data)
             except Exception as exc:
                 raise _disconnected(exc) from exc
-            self.outcome.sent += len(data)
+            self.sent += len(data)
 
     def finish(self, data: bytes = b"") -> None:
         if type(data) is not bytes:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise _invalid(f"body chunks must be bytes, not {type(data).__name__}")
             data = bytes(data)
-        if self.status is None:
+        line = self.line
+        if line is None:
             raise _invalid("application returned without calling start_response()")
-        data = self._bounded(data)
-        remaining = self.remaining  # -1 once an excess was truncated
-        if remaining and remaining > 0 and not self._bodiless():
-            # The client was promised more bytes than it got: leave the response unfinished so
-            # the gateway cuts it off, instead of keeping the client waiting for the rest.
-            _log().error(
-                "%s: application sent %d bytes less than its Content-Length; response cut off",
-                _request(self.environ),
-                remaining,
-            )
-            if not self.head_sent:
-                self._head()
-            if data:
-                try:
-                    self.writer.write(data)
-                except Exception as exc:
-                    raise _disconnected(exc) from exc
-                self.outcome.sent += len(data)
-            return
+        remaining = self.remaining
+        if remaining is not None:
+            if len(data) <= remaining:
+                remaining -= len(data)
+                self.remaining = remaining
+            else:
+                data = self._bounded(data)
+                remaining = -1  # an excess was truncated
+            if remaining > 0 and not self._bodiless():
+                self._short(data, remaining)
+                return
+        writer = self.writer
         if not self.head_sent:
-            self._head()
+            try:
+                writer.start(line, self.headers)
+            except Exception as exc:
+                raise _disconnected(exc) from exc
+            self.head_sent = True
         try:
-            self.writer.finish(data)
+            writer.finish(data)
         except Exception as exc:
             raise _disconnected(exc) from exc
-        self.outcome.sent += len(data)
-        self.outcome.complete = True
+        self.sent += len(data)
+        self.complete = True
+
+    def _short(self, data: bytes, remaining: int) -> None:
+        """The client was promised more bytes than it got: leave the response unfinished so the
+        gateway cuts it off, instead of keeping the client waiting for the rest."""
+        _log().error(
+            "%s: application sent %d bytes less than its Content-Length; response cut off",
+            _request(self.environ),
+            remaining,
+        )
+        if not self.head_sent:
+            self._head()
+        if data:
+            try:
+                self.writer.write(data)
+            except Exception as exc:
+                raise _disconnected(exc) from exc
+            self.sent += len(data)
 
     def _bodiless(self) -> bool:
         """A HEAD request or a 1xx/204/304 status: Content-Length describes a body never sent."""
-        status = self.outcome.status
+        status = self.status
         return status < 200 or status in (204, 304) or self.environ.get("REQUEST_METHOD") == "HEAD"
 
     def fail(self, exc: BaseException) -> None:
@@ -193,19 +202,19 @@ class _Exchange:
             import traceback
 
             body = "".join(traceback.format_exception(exc)).encode("utf-8", "replace")
-        self.status = "500 Internal Server Error"
+        self.line = "500 Internal Server Error"
         self.headers = [
             ("Content-Type", "text/plain; charset=utf-8"),
             ("Content-Length", str(len(body))),
         ]
         self.remaining = None
-        self.outcome.status = 500
+        self.status = 500
         try:
             self.finish(body)
         except Exception as exc:
             if not _is_disconnect(exc):
                 raise
-            self.outcome.disconnected = True
+            self.disconnected = True
 
 
 def run_app(
@@ -219,15 +228,20 @@ def run_app(
 
     ``debug=True`` puts the traceback in the 500 body; leave it off in production.
     """
-    exchange = _Exchange(environ, writer, debug)
+    exchange = _Exchange()
+    exchange.environ = environ
+    exchange.writer = writer
+    if debug:
+        exchange.debug = True
     result: Iterable[bytes] | None = None
     try:
         result = app(environ, exchange.start_response)  # type: ignore[arg-type]
         if type(result) is list or type(result) is tuple:
             # The whole body is known: send all but the last chunk, then finish with the last,
             # so a one-chunk response leaves as one write (head and body together).
-            for chunk in result[:-1]:
-                exchange.write(chunk)
+            if len(result) > 1:
+                for chunk in result[:-1]:
+                    exchange.write(chunk)
             exchange.finish(result[-1] if result else b"")
         else:
             for chunk in result:
@@ -235,23 +249,24 @@ def run_app(
             exchange.finish()
     except Exception as exc:
         if _is_disconnect(exc):
-            exchange.outcome.disconnected = True
+            exchange.disconnected = True
             _log().info("%s: client disconnected: %s", _request(environ), exc)
         else:
             exchange.fail(exc)
     finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception as exc:
-                _log().error(
-                    "%s: close() of the app's iterable raised", _request(environ), exc_info=exc
-                )
+        if type(result) is not list:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as exc:
+                    _log().error(
+                        "%s: close() of the app's iterable raised", _request(environ), exc_info=exc
+                    )
         errors = environ.get("wsgi.errors")
-        if type(errors) is ErrorStream:
+        if type(errors) is ErrorStream and errors._pending:
             errors.flush()  # a last line without a newline is still logged
-    return exchange.outcome
+    return exchange
 
 
 def _disconnected(exc: Exception) -> "ClientDisconnected":

@@ -216,7 +216,7 @@ def test_package_bytecode_is_used_after_extraction(app_zip: Path, tmp_path: Path
     with zipfile.ZipFile(app_zip) as archive:
         tag = sys.implementation.cache_tag
         assert f"__pycache__/hello.{tag}.pyc" in archive.namelist()
-        assert f"wsgigate/aws_lambda/__pycache__/_handler.{tag}.pyc" in archive.namelist()
+        assert f"wsgigate/aws_lambda/__pycache__/__init__.{tag}.pyc" in archive.namelist()
         archive.extractall(target)
     # Unchecked-hash bytecode wins over the source: break the source to prove it is not read.
     (target / "hello.py").write_text("raise SystemExit('source was compiled')\n")

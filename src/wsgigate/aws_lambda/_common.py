@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from binascii import a2b_base64, b2a_base64
 
+from wsgigate.aws_lambda import _text_types, default_is_binary, is_text_type
 from wsgigate.core.environ import unicode_to_wsgi, unquote_to_wsgi
 
 TYPE_CHECKING = False
@@ -95,14 +96,24 @@ def query_from_multi(params: Mapping[str, list[str] | str | None] | None, *, enc
     if not params:
         return ""
     parts = []
+    unreserved = _UNRESERVED
     for key, values in params.items():
         if values is None:
             continue
         if type(values) is str:
             values = [values]
-        k = quote(key) if encode else key
-        for value in values:
-            parts.append(f"{k}={quote(value) if encode else value}")
+        if encode:
+            # quote() only where a character needs it: most keys and values need nothing
+            if not (key.isascii() and (key.isalnum() or unreserved.issuperset(key))):
+                key = quote(key)
+            for value in values:
+                if value.isascii() and (value.isalnum() or unreserved.issuperset(value)):
+                    parts.append(key + "=" + value)
+                else:
+                    parts.append(key + "=" + quote(value))
+        else:
+            for value in values:
+                parts.append(key + "=" + value)
     return "&".join(parts)
 
 
@@ -143,63 +154,37 @@ def forwarded_for(value: str | None) -> str:
     return value.rpartition(",")[2].strip()
 
 
-def source_ip(value: str | None) -> str:
-    """``sourceIp`` as REMOTE_ADDR (some test events write ``192.168.0.1/32``)."""
-    if not value:
-        return ""
-    return value.partition("/")[0] if "/" in value else value
-
-
-_lower = {"Content-Type": "content-type", "Content-Length": "content-length"}
-
-# Content types that are text (the UTF-8 check still has the last word).
-_TEXT_MARKERS = ("json", "xml", "javascript", "yaml", "x-www-form-urlencoded", "csv", "graphql")
-
-
-_text_types: dict[str, bool] = {}
-
-
-def is_text_type(content_type: str) -> bool:
-    """``text/*``, ``+json``/``+xml`` suffixes and the usual textual ``application/`` types."""
-    known = _text_types.get(content_type)
-    if known is not None:
-        return known
-    mime = content_type.partition(";")[0].strip().lower()
-    text = mime.startswith("text/") or any(marker in mime for marker in _TEXT_MARKERS)
-    if len(_text_types) < 256:
-        _text_types[content_type] = text
-    return text
-
-
-def default_is_binary(headers: Headers) -> bool | None:
-    """Decide from the headers: ``True`` binary, ``False`` text, ``None`` look at the bytes.
-
-    Content-Encoding first (a gzip body is binary whatever its type), then the type.
-    """
-    content_type = None
-    for name, value in headers:
-        lower = _lower.get(name) or name.lower()
-        if lower == "content-type":
-            content_type = value
-        elif lower == "content-encoding" and value.strip().lower() not in ("", "identity"):
-            return True
-    if content_type is None:
-        return None
-    return not is_text_type(content_type)
-
-
 def encode_body(
     body: bytes, headers: Headers, is_binary: Callable[[Headers], bool | None]
 ) -> tuple[str, bool]:
     """The response body as the JSON string Lambda wants and whether it is base64."""
     if not body:
         return "", False
-    if not is_binary(headers):
+    if is_binary is default_is_binary:
+        # default_is_binary inline (this runs on every event): Content-Encoding, then the type
+        binary = None
+        for name, value in headers:
+            if name == "Content-Type":
+                known = _text_types.get(value)
+                binary = not (is_text_type(value) if known is None else known)
+            elif name != "Content-Length":
+                lower = name.lower()
+                if lower == "content-type":
+                    binary = not is_text_type(value)
+                elif lower == "content-encoding" and value.strip().lower() not in _IDENTITY:
+                    binary = True
+                    break
+    else:
+        binary = is_binary(headers)
+    if not binary:
         try:
             return body.decode("utf-8"), False
         except UnicodeDecodeError:
             pass  # declared as text but is not UTF-8: base64 keeps every byte
     return b2a_base64(body, newline=False).decode("ascii"), True
+
+
+_IDENTITY = ("", "identity")
 
 
 def split_cookies(headers: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
@@ -271,10 +256,6 @@ def single_value_with_cookies(headers: Headers) -> dict[str, str]:
     return single
 
 
-def status_code(status: str) -> int:
-    return int(status[:3])
-
-
 def first_header(headers: Mapping[str, Any] | None, name: str) -> Any:
     """A header from an event's header map, matching the name case-insensitively."""
     if not headers:
@@ -286,46 +267,3 @@ def first_header(headers: Mapping[str, Any] | None, name: str) -> Any:
         if key.lower() == name:
             return value
     return None
-
-
-# --- event shapes: each source's infer(), here so detection imports no source module ---
-
-
-def infer_rest(event: dict[str, Any]) -> bool:
-    if "httpMethod" not in event:
-        return False
-    context = event.get("requestContext")
-    return not (context and "elb" in context)
-
-
-def infer_http_api(event: dict[str, Any]) -> bool:
-    return "rawPath" in event and ".lambda-url." not in (
-        (event.get("requestContext") or {}).get("domainName") or ""
-    )
-
-
-def infer_function_url(event: dict[str, Any]) -> bool:
-    return "rawPath" in event and ".lambda-url." in (
-        (event.get("requestContext") or {}).get("domainName") or ""
-    )
-
-
-def infer_alb(event: dict[str, Any]) -> bool:
-    context = event.get("requestContext")
-    return context is not None and "elb" in context and "httpMethod" in event
-
-
-def infer_lattice(event: dict[str, Any]) -> bool:
-    return "raw_path" in event and "method" in event
-
-
-def infer_lattice_v2(event: dict[str, Any]) -> bool:
-    return "method" in event and "path" in event and "rawPath" not in event
-
-
-def infer_edge(event: dict[str, Any]) -> bool:
-    records = event.get("Records")
-    if not records or type(records) is not list or type(records[0]) is not dict:
-        return False
-    cf = records[0].get("cf")
-    return type(cf) is dict and "request" in cf

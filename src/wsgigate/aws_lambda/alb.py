@@ -12,12 +12,11 @@
 
 from __future__ import annotations
 
+from wsgigate.aws_lambda import infer_alb
 from wsgigate.aws_lambda._common import (
     add_headers,
     add_multi_headers,
     encode_body,
-    forwarded_for,
-    infer_alb,
     multi_value,
     path_to_wsgi,
     query_from_multi,
@@ -25,18 +24,20 @@ from wsgigate.aws_lambda._common import (
     single_value_with_cookies,
     split_prefix,
 )
+from wsgigate.core.environ import unicode_to_wsgi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from wsgigate.aws_lambda._handler import Headers, Options
+    from wsgigate.aws_lambda import Headers, Options
 
 name = "alb"
-infer = infer_alb  # the shape test lives in _common: detection imports no source
+infer = infer_alb  # the shape test lives in the package: detection imports no source
 
 
 def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], bytes]:
+    # Runs on every event: helpers only where a field needs work, the plain case inline.
     meta: dict[str, str] = {"REQUEST_METHOD": event["httpMethod"]}
     multi = event.get("multiValueHeaders")
     if multi is not None:
@@ -45,22 +46,42 @@ def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], by
     else:
         add_headers(meta, event.get("headers"))
         params = event.get("queryStringParameters")
-    query = query_from_multi(params, encode=False)
-    base, raw_path = split_prefix(event.get("path") or "/", options.base_path)
-    meta["SCRIPT_NAME"] = path_to_wsgi(base, encoded=True)
-    meta["PATH_INFO"] = path_to_wsgi(raw_path, encoded=True)
+    query = query_from_multi(params, encode=False) if params else ""
+    raw_path = event.get("path") or "/"
+    if options.base_path:
+        base, raw_path = split_prefix(raw_path, options.base_path)
+        meta["SCRIPT_NAME"] = path_to_wsgi(base, encoded=True)
+    else:
+        base = meta["SCRIPT_NAME"] = ""
+    if raw_path.isascii() and "%" not in raw_path:
+        meta["PATH_INFO"] = raw_path
+    else:
+        meta["PATH_INFO"] = path_to_wsgi(raw_path, encoded=True)
+    if query and not query.isascii():
+        query = unicode_to_wsgi(query)
     meta["QUERY_STRING"] = query
-    meta["REQUEST_URI"] = base + raw_path + ("?" + query if query else "")
-    client = forwarded_for(meta.get("HTTP_X_FORWARDED_FOR"))
+    uri = path_to_wsgi(base + raw_path, encoded=False)  # non-ASCII: UTF-8 bytes as latin-1
+    meta["REQUEST_URI"] = uri + "?" + query if query else uri
+    # The last entry of each X-Forwarded-* header is what the load balancer itself saw.
+    client = meta.get("HTTP_X_FORWARDED_FOR")
     if client:  # unknown stays unset rather than made up
-        meta["REMOTE_ADDR"] = client
-    scheme = forwarded_for(meta.get("HTTP_X_FORWARDED_PROTO")).lower() or "http"
-    if scheme == "https":
+        client = client.rpartition(",")[2].strip()
+        if client:
+            meta["REMOTE_ADDR"] = client
+    proto = meta.get("HTTP_X_FORWARDED_PROTO")
+    if proto and proto.rpartition(",")[2].strip().lower() == "https":
         meta["HTTPS"] = "on"
-    port = forwarded_for(meta.get("HTTP_X_FORWARDED_PORT"))
+    port = meta.get("HTTP_X_FORWARDED_PORT")
     if port:
-        meta["SERVER_PORT"] = port
-    return meta, request_body(event.get("body"), event.get("isBase64Encoded"))
+        port = port.rpartition(",")[2].strip()
+        if port:
+            meta["SERVER_PORT"] = port
+    body = event.get("body")
+    if not body:
+        return meta, b""
+    if event.get("isBase64Encoded"):
+        return meta, request_body(body, True)
+    return meta, body.encode("utf-8")
 
 
 def response(

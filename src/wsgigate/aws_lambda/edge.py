@@ -7,10 +7,10 @@ every Set-Cookie (and every repeated header) is kept. ``uri`` keeps the client's
 
 from __future__ import annotations
 
+from wsgigate.aws_lambda import infer_edge
 from wsgigate.aws_lambda._common import (
     add_multi_headers,
     encode_body,
-    infer_edge,
     path_to_wsgi,
     request_body,
     split_prefix,
@@ -20,10 +20,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from wsgigate.aws_lambda._handler import Headers, Options
+    from wsgigate.aws_lambda import Headers, Options
 
 name = "edge"
-infer = infer_edge  # the shape test lives in _common: detection imports no source
+infer = infer_edge  # the shape test lives in the package: detection imports no source
 
 
 def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], bytes]:
@@ -43,8 +43,11 @@ def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], by
     query = request.get("querystring") or ""
     meta["SCRIPT_NAME"] = path_to_wsgi(base, encoded=True)
     meta["PATH_INFO"] = path_to_wsgi(raw_path, encoded=True)
-    meta["QUERY_STRING"] = query
-    meta["REQUEST_URI"] = base + raw_path + ("?" + query if query else "")
+    # raw non-ASCII in the query or path: UTF-8 bytes as latin-1 (PEP 3333), as PATH_INFO
+    meta["QUERY_STRING"] = path_to_wsgi(query, encoded=False)
+    meta["REQUEST_URI"] = path_to_wsgi(
+        base + raw_path + ("?" + query if query else ""), encoded=False
+    )
     client = request.get("clientIp")
     if client:  # unknown stays unset rather than made up
         meta["REMOTE_ADDR"] = client

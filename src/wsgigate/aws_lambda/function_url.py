@@ -7,18 +7,19 @@ otherwise. The answer has the HTTP API shape (``cookies`` for Set-Cookie).
 
 from __future__ import annotations
 
-from wsgigate.aws_lambda._common import infer_function_url as infer
-from wsgigate.aws_lambda.http_api import response, v2_environ
+from wsgigate.aws_lambda import http_api
+from wsgigate.aws_lambda import infer_function_url as infer
+from wsgigate.aws_lambda.http_api import response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from wsgigate.aws_lambda._handler import Options
+    from wsgigate.aws_lambda import Options
 
 name = "function_url"
 __all__ = ["environ", "infer", "name", "response"]
 
 
 def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], bytes]:
-    return v2_environ(event, options, path_encoded=True, stage="")
+    return http_api.environ(event, options, True)

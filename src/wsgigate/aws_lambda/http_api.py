@@ -11,89 +11,148 @@
 
 from __future__ import annotations
 
+from binascii import b2a_base64
+
+from wsgigate.aws_lambda import _text_types, default_is_binary, infer_http_api, is_text_type
 from wsgigate.aws_lambda._common import (
+    _PATH_SAFE,
     add_headers,
     encode_body,
-    infer_http_api,
     path_to_wsgi,
     quote_path,
     request_body,
-    source_ip,
-    split_cookies,
     split_prefix,
-    status_code,
 )
-from wsgigate.aws_lambda.rest import stage_prefix
+from wsgigate.core.environ import unicode_to_wsgi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from wsgigate.aws_lambda._handler import Headers, Options
+    from wsgigate.aws_lambda import Headers, Options
 
 name = "http_api"
-infer = infer_http_api  # the shape test lives in _common: detection imports no source
+infer = infer_http_api  # the shape test lives in the package: detection imports no source
 
 
-def v2_environ(
-    event: dict[str, Any], options: Options, *, path_encoded: bool, stage: str
+_NONE: dict[str, Any] = {}
+
+
+def environ(
+    event: dict[str, Any], options: Options, path_encoded: bool = False
 ) -> tuple[dict[str, str], bytes]:
-    """Meta-variables of a payload format 2.0 event (HTTP APIs and Function URLs)."""
-    context = event.get("requestContext") or {}
-    http = context.get("http") or {}
-    meta: dict[str, str] = {"REQUEST_METHOD": http.get("method") or "GET"}
-    add_headers(meta, event.get("headers"))
+    """Meta-variables of a payload format 2.0 event (HTTP APIs; Function URLs pass
+    ``path_encoded=True``: their ``rawPath`` keeps the encoding, and they have no stage).
+
+    This runs on every event: helpers are called only when a field needs work (non-ASCII, a
+    stage, an encoded path...), the plain case stays inline.
+    """
+    context = event.get("requestContext") or _NONE
+    http = context.get("http") or _NONE
+    meta: dict[str, str] = {
+        "REQUEST_METHOD": http.get("method") or "GET",
+        "SERVER_PROTOCOL": http.get("protocol") or "HTTP/1.1",
+    }
+    headers = event.get("headers")
+    if headers:
+        add_headers(meta, headers)
     cookies = event.get("cookies")
     if cookies:
-        meta["HTTP_COOKIE"] = path_to_wsgi("; ".join(cookies), encoded=False)
+        cookie = "; ".join(cookies)
+        meta["HTTP_COOKIE"] = cookie if cookie.isascii() else unicode_to_wsgi(cookie)
     raw_path = event.get("rawPath") or "/"
     script = ""
-    if stage:
-        script, raw_path = split_prefix(raw_path, stage)
+    stage = context.get("stage")
+    if (
+        stage
+        and stage != "$default"
+        and not path_encoded
+        and ".execute-api." in (context.get("domainName") or "")
+    ):
+        # the execute-api domain puts a named stage first in the path: it is SCRIPT_NAME
+        script, raw_path = split_prefix(raw_path, "/" + str(stage))
     if options.base_path:
         base, raw_path = split_prefix(raw_path, options.base_path)
         script += base
-    query = event.get("rawQueryString") or ""
-    uri = script + raw_path
     if script:
         meta["SCRIPT_NAME"] = path_to_wsgi(script, encoded=path_encoded)
+    uri = script + raw_path
     if raw_path.isascii() and (not path_encoded or "%" not in raw_path):
         meta["PATH_INFO"] = raw_path
     else:
         meta["PATH_INFO"] = path_to_wsgi(raw_path, encoded=path_encoded)
-    if not path_encoded:
-        uri = quote_path(uri)
-    meta["QUERY_STRING"] = query
-    meta["REQUEST_URI"] = uri + "?" + query if query else uri
-    meta["SERVER_PROTOCOL"] = http.get("protocol") or "HTTP/1.1"
-    client = source_ip(http.get("sourceIp"))
-    if client:  # unknown stays unset rather than made up
-        meta["REMOTE_ADDR"] = client
+    if not path_encoded and not (uri.isascii() and _PATH_SAFE.issuperset(uri)):
+        uri = quote_path(uri)  # REQUEST_URI as the client sent it: re-encoded
+    elif not uri.isascii():
+        uri = unicode_to_wsgi(uri)  # raw non-ASCII as sent: UTF-8 bytes as latin-1 (PEP 3333)
+    query = event.get("rawQueryString")
+    if query:
+        if not query.isascii():
+            query = unicode_to_wsgi(query)
+        meta["QUERY_STRING"] = query
+        meta["REQUEST_URI"] = uri + "?" + query
+    else:
+        meta["QUERY_STRING"] = ""
+        meta["REQUEST_URI"] = uri
+    client = http.get("sourceIp")
+    if client:  # unknown stays unset rather than made up; test events write "1.2.3.4/32"
+        meta["REMOTE_ADDR"] = client.partition("/")[0] if "/" in client else client
     proto = meta.get("HTTP_X_FORWARDED_PROTO")
+    port = meta.get("HTTP_X_FORWARDED_PORT")
     if proto is None or proto.rpartition(",")[2].strip().lower() == "https":
         meta["HTTPS"] = "on"
-        default_port = "443"
+        meta["SERVER_PORT"] = port.rpartition(",")[2].strip() if port else "443"
     else:
-        default_port = "80"
-    port = meta.get("HTTP_X_FORWARDED_PORT")
-    meta["SERVER_PORT"] = port.rpartition(",")[2].strip() if port else default_port
+        meta["SERVER_PORT"] = port.rpartition(",")[2].strip() if port else "80"
     if "HTTP_HOST" not in meta and "domainName" in context:
         meta["SERVER_NAME"] = context["domainName"]
-    return meta, request_body(event.get("body"), event.get("isBase64Encoded"))
-
-
-def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], bytes]:
-    stage = stage_prefix(event.get("requestContext") or {})
-    return v2_environ(event, options, path_encoded=False, stage=stage)
+    body = event.get("body")
+    if not body:
+        return meta, b""
+    if event.get("isBase64Encoded"):
+        return meta, request_body(body, True)
+    return meta, body.encode("utf-8")
 
 
 def response(
     status: str, headers: Headers, body: bytes, event: dict[str, Any], options: Options
 ) -> dict[str, Any]:
-    text, is_base64 = encode_body(body, headers, options.is_binary)
-    single, cookies = split_cookies(headers)
+    # Every event: split_cookies() and, with the default binary rule, encode_body() inline, in
+    # one pass over the headers (Set-Cookie apart, repeated headers comma-joined).
+    single: dict[str, str] = {}
+    lowers: dict[str, str] = {}
+    cookies = []
+    binary: bool | None = None
+    encoded = False  # a Content-Encoding other than identity: binary whatever the type
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "set-cookie":
+            cookies.append(value)
+            continue
+        if lower == "content-type":
+            known = _text_types.get(value)
+            binary = not (is_text_type(value) if known is None else known)
+        elif lower == "content-encoding" and value.strip().lower() not in ("", "identity"):
+            encoded = True
+        first = lowers.get(lower)
+        if first is None:
+            lowers[lower] = name
+            single[name] = value
+        else:
+            single[first] = single[first] + ", " + value
+    if not body:
+        text, is_base64 = "", False
+    elif options.is_binary is not default_is_binary:
+        text, is_base64 = encode_body(body, headers, options.is_binary)
+    elif encoded or binary:
+        text, is_base64 = b2a_base64(body, newline=False).decode("ascii"), True
+    else:
+        try:
+            text, is_base64 = body.decode("utf-8"), False
+        except UnicodeDecodeError:  # declared as text (or not at all) but is not UTF-8
+            text, is_base64 = b2a_base64(body, newline=False).decode("ascii"), True
     answer: dict[str, Any] = {
-        "statusCode": status_code(status),
+        "statusCode": int(status[:3]),
         "headers": single,
         "body": text,
         "isBase64Encoded": is_base64,

@@ -7,11 +7,11 @@ sent under case variants of the name, other repeated headers comma-joined.
 
 from __future__ import annotations
 
+from wsgigate.aws_lambda import infer_lattice
 from wsgigate.aws_lambda._common import (
     add_headers,
     encode_body,
     forwarded_for,
-    infer_lattice,
     path_to_wsgi,
     query_from_multi,
     request_body,
@@ -23,10 +23,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from wsgigate.aws_lambda._handler import Headers, Options
+    from wsgigate.aws_lambda import Headers, Options
 
 name = "lattice"
-infer = infer_lattice  # the shape test lives in _common: detection imports no source
+infer = infer_lattice  # the shape test lives in the package: detection imports no source
 
 
 def lattice_meta(meta: dict[str, str], raw_path: str, query: str, options: Options) -> None:
@@ -34,8 +34,11 @@ def lattice_meta(meta: dict[str, str], raw_path: str, query: str, options: Optio
     base, raw_path = split_prefix(raw_path, options.base_path)
     meta["SCRIPT_NAME"] = path_to_wsgi(base, encoded=True)
     meta["PATH_INFO"] = path_to_wsgi(raw_path, encoded=True)
-    meta["QUERY_STRING"] = query
-    meta["REQUEST_URI"] = base + raw_path + ("?" + query if query else "")
+    # raw non-ASCII in the query or path: UTF-8 bytes as latin-1 (PEP 3333), as PATH_INFO
+    meta["QUERY_STRING"] = path_to_wsgi(query, encoded=False)
+    meta["REQUEST_URI"] = path_to_wsgi(
+        base + raw_path + ("?" + query if query else ""), encoded=False
+    )
     client = forwarded_for(meta.get("HTTP_X_FORWARDED_FOR"))
     if client:  # unknown stays unset rather than made up
         meta["REMOTE_ADDR"] = client

@@ -6,14 +6,12 @@ Not an HTTP API event although both say ``"version": "2.0"``: Lattice has ``path
 
 from __future__ import annotations
 
+from wsgigate.aws_lambda import infer_lattice_v2 as infer
 from wsgigate.aws_lambda._common import (
     add_headers,
     add_multi_headers,
     query_from_multi,
     request_body,
-)
-from wsgigate.aws_lambda._common import (
-    infer_lattice_v2 as infer,
 )
 from wsgigate.aws_lambda.lattice import lattice_meta, response
 
@@ -21,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from wsgigate.aws_lambda._handler import Options
+    from wsgigate.aws_lambda import Options
 
 name = "lattice_v2"
 __all__ = ["environ", "infer", "name", "response"]

@@ -9,74 +9,79 @@
 
 from __future__ import annotations
 
+from wsgigate.aws_lambda import infer_rest
 from wsgigate.aws_lambda._common import (
     add_headers,
     add_multi_headers,
     encode_body,
-    infer_rest,
     multi_value,
     path_to_wsgi,
     query_from_multi,
     request_body,
-    source_ip,
     split_prefix,
-    status_code,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from wsgigate.aws_lambda._handler import Headers, Options
+    from wsgigate.aws_lambda import Headers, Options
 
+_NONE: dict[str, Any] = {}
 name = "rest"
-infer = infer_rest  # the shape test lives in _common: detection imports no source
-
-
-def stage_prefix(context: dict[str, Any]) -> str:
-    """``/{stage}`` when API Gateway's own domain put the stage in the URL, else ``""``."""
-    stage = context.get("stage")
-    if not stage or stage == "$default":
-        return ""
-    domain = context.get("domainName") or ""
-    if ".execute-api." not in domain:
-        return ""
-    return "/" + str(stage)
+infer = infer_rest  # the shape test lives in the package: detection imports no source
 
 
 def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], bytes]:
-    context = event.get("requestContext") or {}
-    meta: dict[str, str] = {"REQUEST_METHOD": event["httpMethod"]}
+    # Runs on every event: helpers only where a field needs work, the plain case inline.
+    context = event.get("requestContext") or _NONE
+    meta: dict[str, str] = {
+        "REQUEST_METHOD": event["httpMethod"],
+        "SERVER_PROTOCOL": context.get("protocol") or "HTTP/1.1",
+    }
     multi = event.get("multiValueHeaders")
     if multi:
         add_multi_headers(meta, multi)
     else:
         add_headers(meta, event.get("headers"))
     raw_path = event.get("path") or "/"
-    script = stage_prefix(context)
-    base, raw_path = split_prefix(raw_path, options.base_path)
-    query = query_from_multi(
-        event.get("multiValueQueryStringParameters") or event.get("queryStringParameters"),
-        encode=True,
-    )
-    meta["SCRIPT_NAME"] = path_to_wsgi(script + base, encoded=True)
-    meta["PATH_INFO"] = path_to_wsgi(raw_path, encoded=True)
+    stage = context.get("stage")
+    if stage and stage != "$default" and ".execute-api." in (context.get("domainName") or ""):
+        script = "/" + str(stage)
+    else:
+        script = ""
+    if options.base_path:
+        base, raw_path = split_prefix(raw_path, options.base_path)
+        script += base
+    params = event.get("multiValueQueryStringParameters") or event.get("queryStringParameters")
+    query = query_from_multi(params, encode=True) if params else ""
+    meta["SCRIPT_NAME"] = path_to_wsgi(script, encoded=True) if script else ""
+    if raw_path.isascii() and "%" not in raw_path:
+        meta["PATH_INFO"] = raw_path
+    else:
+        meta["PATH_INFO"] = path_to_wsgi(raw_path, encoded=True)
     meta["QUERY_STRING"] = query
-    meta["REQUEST_URI"] = script + base + raw_path + ("?" + query if query else "")
-    meta["SERVER_PROTOCOL"] = context.get("protocol") or "HTTP/1.1"
-    identity = context.get("identity") or {}
-    client = source_ip(identity.get("sourceIp"))
-    if client:  # unknown stays unset rather than made up
-        meta["REMOTE_ADDR"] = client
-    scheme = meta.get("HTTP_X_FORWARDED_PROTO", "https").rpartition(",")[2].strip().lower()
-    if scheme == "https":
+    uri = path_to_wsgi(script + raw_path, encoded=False)  # non-ASCII: UTF-8 bytes as latin-1
+    meta["REQUEST_URI"] = uri + "?" + query if query else uri
+    identity = context.get("identity")
+    client = identity.get("sourceIp") if identity else None
+    if client:  # unknown stays unset rather than made up; test events write "1.2.3.4/32"
+        meta["REMOTE_ADDR"] = client.partition("/")[0] if "/" in client else client
+    proto = meta.get("HTTP_X_FORWARDED_PROTO")
+    port = meta.get("HTTP_X_FORWARDED_PORT")
+    if proto is None or proto.rpartition(",")[2].strip().lower() == "https":
         meta["HTTPS"] = "on"
-    meta["SERVER_PORT"] = meta.get("HTTP_X_FORWARDED_PORT", "").rpartition(",")[2].strip() or (
-        "443" if scheme == "https" else "80"
-    )
+        meta["SERVER_PORT"] = port.rpartition(",")[2].strip() or "443" if port else "443"
+    else:
+        meta["SERVER_PORT"] = port.rpartition(",")[2].strip() or "80" if port else "80"
     if "HTTP_HOST" not in meta and context.get("domainName"):
         meta["SERVER_NAME"] = context["domainName"]
-    return meta, request_body(event.get("body"), event.get("isBase64Encoded"))
+    body = event.get("body")
+    if not body:
+        return meta, b""
+    if event.get("isBase64Encoded"):
+        return meta, request_body(body, True)
+    return meta, body.encode("utf-8")
 
 
 def response(
@@ -84,7 +89,7 @@ def response(
 ) -> dict[str, Any]:
     text, is_base64 = encode_body(body, headers, options.is_binary)
     return {
-        "statusCode": status_code(status),
+        "statusCode": int(status[:3]),
         "multiValueHeaders": multi_value(headers),
         "body": text,
         "isBase64Encoded": is_base64,

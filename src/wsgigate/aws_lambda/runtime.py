@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import os
 
-from wsgigate.aws_lambda import make_handler
+from wsgigate.aws_lambda import Handler, make_handler
 from wsgigate.aws_lambda._common import split_cookies
-from wsgigate.aws_lambda._handler import Handler
 from wsgigate.core.runner import run_app
 from wsgigate.errors import ConfigurationError
 
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
     from typing import Any
     from wsgiref.types import WSGIApplication
 
-    from wsgigate.aws_lambda._handler import Headers
+    from wsgigate.aws_lambda import Headers
 
 API_PREFIX = "/2018-06-01/runtime/invocation/"
 STREAM_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"

@@ -254,8 +254,8 @@ class Worker:
         scoreboard = self.scoreboard
         if scoreboard is None:
             return
-        busy = 0
-        for started in self.busy:
+        busy = 0  # threads in a request (set by track(), cleared by untrack() before this)
+        for started in self._req_start:
             if started:
                 busy += 1
         scoreboard.update(

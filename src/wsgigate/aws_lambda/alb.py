@@ -60,7 +60,9 @@ def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], by
     if query and not query.isascii():
         query = unicode_to_wsgi(query)
     meta["QUERY_STRING"] = query
-    uri = path_to_wsgi(base + raw_path, encoded=False)  # non-ASCII: UTF-8 bytes as latin-1
+    uri = base + raw_path
+    if not uri.isascii():  # raw non-ASCII: UTF-8 bytes as latin-1 (PEP 3333)
+        uri = unicode_to_wsgi(uri)
     meta["REQUEST_URI"] = uri + "?" + query if query else uri
     # The last entry of each X-Forwarded-* header is what the load balancer itself saw.
     client = meta.get("HTTP_X_FORWARDED_FOR")

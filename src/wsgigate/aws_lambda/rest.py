@@ -20,6 +20,7 @@ from wsgigate.aws_lambda._common import (
     request_body,
     split_prefix,
 )
+from wsgigate.core.environ import unicode_to_wsgi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,7 +62,9 @@ def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], by
     else:
         meta["PATH_INFO"] = path_to_wsgi(raw_path, encoded=True)
     meta["QUERY_STRING"] = query
-    uri = path_to_wsgi(script + raw_path, encoded=False)  # non-ASCII: UTF-8 bytes as latin-1
+    uri = script + raw_path
+    if not uri.isascii():  # raw non-ASCII: UTF-8 bytes as latin-1 (PEP 3333)
+        uri = unicode_to_wsgi(uri)
     meta["REQUEST_URI"] = uri + "?" + query if query else uri
     identity = context.get("identity")
     client = identity.get("sourceIp") if identity else None

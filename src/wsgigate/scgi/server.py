@@ -169,13 +169,13 @@ class SCGIHandler(ConnectionHandler):
         head_by = time.monotonic() + self.head_timeout  # slowloris: see server/headwait.py
         try:
             while True:
+                # A new connection has nothing parsed yet: read first (one parse, not two).
+                parser.receive_data(recv_head(sock, RECV_SIZE, head_by, self.head_timeout))
                 event = parser.next_event()
                 if isinstance(event, Request):
                     break
-                if event is NEED_DATA:
-                    parser.receive_data(recv_head(sock, RECV_SIZE, head_by, self.head_timeout))
-                    continue
-                return False  # closed before a complete header: nothing to answer
+                if event is not NEED_DATA:
+                    return False  # closed before a complete header: nothing to answer
             self._serve(conn, parser, event)
         except ProtocolError as exc:
             log.warning("scgi: refusing a request from %s: %s", _peer(conn), exc)

@@ -67,16 +67,23 @@ def handlers() -> dict[str, Callable[[dict[str, Any], Any], Any]]:
     }
 
 
-def import_ms(module: str, python: str) -> float:
+def import_ms(module: str, python: str, *, bare: bool = False) -> float:
     """Cumulative import time of ``module`` in a fresh interpreter, in milliseconds.
 
     Bytecode is written first (a warm-up import without PYTHONDONTWRITEBYTECODE), as it is in an
-    installed package: otherwise a source checkout would be timed compiling.
+    installed package: otherwise a source checkout would be timed compiling. ``bare``: without
+    the ``site`` module (``python -S``, the package directories put on ``sys.path`` by hand), so
+    modules that ``site`` and ``.pth`` files load here anyway (``typing`` among them) count.
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run([python, "-c", f"import {module}"], env=env, check=True, timeout=60)
+    if bare:
+        paths = [path for path in sys.path if path and "site-packages" in path or "/src" in path]
+        flags, code = ["-S"], f"import sys; sys.path += {paths!r}; import {module}"
+    else:
+        flags, code = [], f"import {module}"
+    subprocess.run([python, *flags, "-c", code], env=env, check=True, timeout=60)
     result = subprocess.run(
-        [python, "-X", "importtime", "-c", f"import {module}"],
+        [python, *flags, "-X", "importtime", "-c", code],
         capture_output=True,
         text=True,
         check=True,
@@ -104,12 +111,16 @@ def run(options: Options) -> Result:
     python = options.python or sys.executable
     per_event: dict[tuple[str, str], list[float]] = {key: [] for key in calls}
     imports: dict[str, list[float]] = {side: [] for side in sides}
+    bare_imports: dict[str, list[float]] = {side: [] for side in sides}
     for number in range(1, options.rounds + 1):
         timed = alternating_us({f"{s} {n}": c for (s, n), c in calls.items()}, options.duration)
         for side, name in calls:
             per_event[(side, name)].append(timed[f"{side} {name}"])
         for side in sides:
             imports[side].append(min(import_ms(MODULES[side], python) for _ in range(3)))
+            bare_imports[side].append(
+                min(import_ms(MODULES[side], python, bare=True) for _ in range(3))
+            )
         if options.verbose:
             shown = ", ".join(f"{k}: {v:.1f} µs" for k, v in timed.items())
             print(f"  round {number}/{options.rounds} {shown}")
@@ -117,6 +128,7 @@ def run(options: Options) -> Result:
     for side in sides:
         extras = {f"{name} µs/event": per_event[(side, name)] for name in events}
         extras["cold import ms"] = imports[side]
+        extras["bare import ms"] = bare_imports[side]
         mean = [
             sum(per_event[(side, name)][i] for name in events) / len(events)
             for i in range(options.rounds)
@@ -134,7 +146,11 @@ def run(options: Options) -> Result:
             f"(werkzeug {version('werkzeug')})",
             "events: " + ", ".join(f"{k} = {v}" for k, v in EVENTS.items()),
         ],
-        extras={**{f"{name} µs/event": False for name in events}, "cold import ms": False},
+        extras={
+            **{f"{name} µs/event": False for name in events},
+            "cold import ms": False,
+            "bare import ms": False,
+        },
     )
 
 
@@ -149,7 +165,9 @@ SCENARIO = Scenario(
         "(environ building, `start_response` validation, 500 handling) and the response-shape "
         "work (cookies, binary detection, 6 MB check). `cold import ms` is the cumulative time "
         "of `python -X importtime -c 'import MODULE'` (best of 3 per round) for "
-        "`wsgigate.aws_lambda`, `apig_wsgi` and `serverless_wsgi`. Lower is better; the ratio "
+        "`wsgigate.aws_lambda`, `apig_wsgi` and `serverless_wsgi`; `bare import ms` the same "
+        "under `python -S` (no `site`: modules this interpreter's `site` and `.pth` files load "
+        "before any import, `typing` among them, count too). Lower is better; the ratio "
         "column divides by apig-wsgi."
     ),
     run=run,

@@ -594,7 +594,13 @@ class Worker:
                                 listener.close()  # the arbiter keeps its copy
                         for conn in list(self._idle.values()):
                             selector.unregister(conn.sock)
-                            self._close(conn)
+                            # A request the front end sent on it in this very instant is
+                            # served (then the connection closes), not cut off: nginx would
+                            # log "upstream prematurely closed" and retry it.
+                            if _has_data(conn.sock):
+                                self._dispatch(conn)
+                            else:
+                                self._close(conn)
                         self._idle.clear()
                     with self._lock:
                         inflight = self._inflight
@@ -640,6 +646,16 @@ class Worker:
             os.close(self._wake_w)
             self._wake_r = self._wake_w = -1
         return 0
+
+
+def _has_data(sock: socket.socket) -> bool:
+    """Whether ``sock`` has bytes (or an end of stream) to read right now."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return False
 
 
 def _async_raise(ident: int, exc: type[BaseException] | None) -> None:

@@ -106,6 +106,11 @@ def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[byt
             ],
         )
         return [b"three cookies\n"]
+    if probe == "big-headers":  # 24 KiB of response headers (large cookies, CSP...)
+        headers = [("Content-Type", "text/plain")]
+        headers += [("Set-Cookie", f"c{i}={'v' * 3000}; Path=/") for i in range(8)]
+        start_response("200 OK", headers)
+        return [b"big headers\n"]
     if probe == "stream":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return stream()

@@ -92,6 +92,17 @@ def test_split_path_info_sub_path_mount(tcp_stack: tuple[Any, LiveServer]) -> No
     assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/sub", "/")
 
 
+def test_large_response_headers(tcp_stack: tuple[Any, LiveServer]) -> None:
+    """24 KiB of Set-Cookie headers pass (fastcgi_buffer_size 32k in the deploy config)."""
+    web, _ = tcp_stack
+    for prefix in ("/", "/keep/"):
+        response = web.request("GET", f"{prefix}big", headers={"X-Probe": "big-headers"})
+        assert response.status == 200, (response, web.log_tail())
+        cookies = response.header_all("Set-Cookie")
+        assert len(cookies) == 8 and all(len(c) > 3000 for c in cookies)
+        assert response.body == b"big headers\n"
+
+
 def test_post_bodies(tcp_stack: tuple[Any, LiveServer]) -> None:
     web, _ = tcp_stack
     for size in (0, 1 << 20):

@@ -285,7 +285,7 @@ class FastCGIHandler(ConnectionHandler):
         conn.state = codec
         sock = conn.sock
         served = False
-        head_by = time.monotonic() + self.head_timeout  # slowloris: see server/headwait.py
+        head_by = 0.0  # the head's deadline, from its first read (server/headwait.py)
         try:
             while True:
                 try:
@@ -301,16 +301,21 @@ class FastCGIHandler(ConnectionHandler):
                         return False
                     if served and not codec.buffered and not codec.active_requests:
                         return not conn.stopping
-                    data = recv_head(sock, RECV_SIZE, head_by, self.head_timeout)
+                    if head_by:
+                        data = recv_head(sock, RECV_SIZE, head_by, self.head_timeout)
+                    else:  # the first read finds what woke the worker: no deadline to set
+                        data = sock.recv(RECV_SIZE)
+                        head_by = time.monotonic() + self.head_timeout
                     codec.receive_data(data)
                     continue
                 if isinstance(event, ConnectionClosed):
                     return False
                 if isinstance(event, BeginRequest):
+                    head_by = head_by or time.monotonic() + self.head_timeout
                     if not self._serve(conn, codec, event, head_by):
                         return False
                     served = True
-                    head_by = time.monotonic() + self.head_timeout
+                    head_by = 0.0
                     if codec.should_close:
                         return False
                     if conn.stopping and not codec.buffered:

@@ -166,11 +166,15 @@ class SCGIHandler(ConnectionHandler):
         """Serve the connection's one request; always False (SCGI closes after a response)."""
         sock = conn.sock
         parser = SCGIParser(max_header_size=self.max_header_size)
-        head_by = time.monotonic() + self.head_timeout  # slowloris: see server/headwait.py
+        head_by = 0.0  # the head's deadline, from its first read (server/headwait.py)
         try:
             while True:
                 # A new connection has nothing parsed yet: read first (one parse, not two).
-                parser.receive_data(recv_head(sock, RECV_SIZE, head_by, self.head_timeout))
+                if head_by:
+                    parser.receive_data(recv_head(sock, RECV_SIZE, head_by, self.head_timeout))
+                else:  # the first read finds what woke the worker: no deadline to set yet
+                    parser.receive_data(sock.recv(RECV_SIZE))
+                    head_by = time.monotonic() + self.head_timeout
                 event = parser.next_event()
                 if isinstance(event, Request):
                     break

@@ -644,3 +644,37 @@ def test_asgi_client_leaves_mid_upload_under_uvicorn(tmp_path: Path) -> None:
                 conn.close()
         assert time.monotonic() - started < 3
         assert "Traceback" not in server.text(), server.text()[-3000:]
+
+
+def test_slow_body_is_bounded_by_request_timeout(tmp_path: Path) -> None:
+    """A body trickling in (R.U.D.Y.) keeps the app in wsgi.input.read(): the head deadline
+    does not apply (a slow upload may be legitimate). Without --request-timeout the worker is
+    killed after --timeout with what is queued behind it (docs/reliability.md); with it, only
+    that request fails and the one queued behind it on the only thread is answered."""
+    argv = ("--workers", "1", "--threads", "1", "--timeout", "6", "--request-timeout", "1")
+    with fastcgi(tmp_path, *argv) as server:
+        pid = _ask_fastcgi_pid(server)
+        conn = FCGI(server, timeout=30)
+        conn.send(1, "/echo", params={"CONTENT_LENGTH": "100"}, end_stdin=False)
+        stop = threading.Event()
+
+        def drip() -> None:
+            while not stop.is_set():
+                try:
+                    conn.client.stdin(1, b"x")
+                    conn.sock.sendall(conn.client.data_to_send())
+                except OSError:
+                    return
+                time.sleep(0.3)
+
+        dripper = threading.Thread(target=drip)
+        dripper.start()
+        try:
+            time.sleep(0.3)
+            assert _ask_fastcgi_pid(server) == pid  # same worker, not killed
+        finally:
+            stop.set()
+            dripper.join(10)
+            conn.close()
+        assert "killing it" not in server.text()
+        assert "request timeout (--request-timeout 1)" in server.text()

@@ -15,7 +15,8 @@ first, since a function is usually wired to one front end):
 
 An event source is any object (a module will do) with ``name``, ``infer(event) -> bool``,
 ``environ(event, options) -> (meta, body)`` (CGI meta-variables as PEP 3333 native strings and
-the request body; :func:`wsgigate.core.build_environ` makes the environ) and
+the request body; :func:`wsgigate.core.build_environ` makes the environ out of that very dict,
+so return a new one per event) and
 ``response(status, headers, body, event, options) -> dict``. :func:`register` adds one.
 
 The application finds the raw event in ``environ["aws.event"]``, the Lambda context in
@@ -25,8 +26,7 @@ The application finds the raw event in ``environ["aws.event"]``, the Lambda cont
 # This module is the whole cold-start import of the gateway (the event sources load with their
 # first event): it skips `from __future__ import annotations` (typing-only annotations are
 # quoted) and imports wsgigate.errors only where an error is raised, as wsgigate.core does.
-from wsgigate.core.environ import ErrorStream, InputStream, build_environ
-from wsgigate.core.runner import run_app
+from wsgigate.core import ErrorStream, InputStream, build_environ, run_app
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

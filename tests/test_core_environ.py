@@ -1,4 +1,4 @@
-"""environ building (core.environ): PEP 3333 native strings, httpoxy, scheme, host, streams."""
+"""environ building (wsgigate.core): PEP 3333 native strings, httpoxy, scheme, host, streams."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsgigate.core.environ import (
+from wsgigate.core import (
     ErrorStream,
     FileWrapper,
     InputStream,

@@ -1,4 +1,4 @@
-"""``wsgi.input`` (core.environ.InputStream): bounded by CONTENT_LENGTH, whatever the caller does.
+"""``wsgi.input`` (wsgigate.core.InputStream): bounded by CONTENT_LENGTH, whatever the caller does.
 
 Every test puts bytes *after* the body in the raw stream (the next pipelined request, FastCGI's
 next record...): a naive implementation that reads the raw stream to EOF, or reads in fixed
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsgigate.core.environ import InputStream
+from wsgigate.core import InputStream
 from wsgigate.errors import ClientDisconnected
 
 BODY = b"line one\nline two\n\nlast line without newline"

@@ -1,4 +1,4 @@
-"""The response path (core.runner.run_app and core.response): PEP 3333 as an app meets it.
+"""The response path (wsgigate.core.run_app and the start_response checks): PEP 3333 as an app meets it.
 
 A recording ResponseWriter shows exactly what a gateway would have been told, in order.
 """
@@ -15,9 +15,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsgigate.core.environ import ErrorStream, FileWrapper, InputStream, build_environ
-from wsgigate.core.response import cgi_response_head, validate_headers, validate_status
-from wsgigate.core.runner import Outcome, run_app
+from wsgigate.core import (
+    ErrorStream,
+    FileWrapper,
+    InputStream,
+    Outcome,
+    build_environ,
+    cgi_response_head,
+    run_app,
+    validate_headers,
+    validate_status,
+)
 from wsgigate.errors import ApplicationError
 
 App = Callable[[dict[str, Any], Any], Iterable[bytes]]

@@ -14,8 +14,7 @@ from tests.lambda_events import BUILDERS, parse_response
 from tests.support import EXAMPLES
 from wsgigate.aws_lambda import make_handler
 from wsgigate.cli import main
-from wsgigate.core.environ import ErrorStream, InputStream, build_environ
-from wsgigate.core.response import validate_headers, validate_status
+from wsgigate.core import ErrorStream, InputStream, build_environ, validate_headers, validate_status
 from wsgigate.errors import ApplicationError
 
 SOURCES = sorted(BUILDERS)

@@ -75,7 +75,7 @@ def test_package_contents(app_zip: Path) -> None:
         "hello.py",
         "lambda_function.py",
         "wsgigate/aws_lambda/__init__.py",
-        "wsgigate/core/runner.py",
+        "wsgigate/core.py",
     } <= names
     assert not any(name.endswith("junk.pyc") for name in names)  # the source's caches stay out
     pycs = {name for name in names if name.endswith(".pyc")}

@@ -14,15 +14,16 @@ A CGI process is started for every request, so this module imports nothing beyon
 import os
 import sys
 
-from wsgigate.core.environ import (
+from wsgigate.core import (
     ErrorStream,
     InputStream,
+    Outcome,
     build_environ,
+    cgi_response_head,
     content_length,
+    run_app,
     unquote_to_wsgi,
 )
-from wsgigate.core.response import cgi_response_head
-from wsgigate.core.runner import Outcome, run_app
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

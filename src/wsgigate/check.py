@@ -16,7 +16,7 @@ import warnings
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
-from wsgigate.core.environ import unquote_to_wsgi
+from wsgigate.core import unquote_to_wsgi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def parse_cgi_response(data: bytes) -> ProbeResponse:
 def reference(app: WSGIApplication, request: ProbeRequest) -> ProbeResponse:
     """Call the app directly with a wsgiref test environ; status and headers checked as the core
     checks them (the validator lets hop-by-hop headers and non-latin-1 values through)."""
-    from wsgigate.core.response import validate_headers, validate_status
+    from wsgigate.core import validate_headers, validate_status
 
     environ: dict[str, Any] = dict(request.meta())
     environ["wsgi.input"] = io.BytesIO(request.body)

@@ -11,14 +11,14 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from wsgigate import __version__
-from wsgigate.core.environ import (
+from wsgigate.core import (
     ErrorStream,
     InputStream,
     build_environ,
     content_length,
+    run_app,
     unquote_to_wsgi,
 )
-from wsgigate.core.runner import run_app
 from wsgigate.errors import ClientDisconnected, ConfigurationError, ProtocolError
 
 TYPE_CHECKING = False

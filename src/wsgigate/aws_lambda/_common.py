@@ -10,7 +10,7 @@ from __future__ import annotations
 from binascii import a2b_base64, b2a_base64
 
 from wsgigate.aws_lambda import _text_types, default_is_binary, is_text_type
-from wsgigate.core.environ import unicode_to_wsgi, unquote_to_wsgi
+from wsgigate.core import unicode_to_wsgi, unquote_to_wsgi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

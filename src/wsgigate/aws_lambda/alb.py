@@ -24,7 +24,7 @@ from wsgigate.aws_lambda._common import (
     single_value_with_cookies,
     split_prefix,
 )
-from wsgigate.core.environ import unicode_to_wsgi
+from wsgigate.core import unicode_to_wsgi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from wsgigate.aws_lambda._common import (
     request_body,
     split_prefix,
 )
-from wsgigate.core.environ import unicode_to_wsgi
+from wsgigate.core import unicode_to_wsgi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

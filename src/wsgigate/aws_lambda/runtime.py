@@ -27,7 +27,7 @@ import os
 
 from wsgigate.aws_lambda import Handler, make_handler
 from wsgigate.aws_lambda._common import split_cookies
-from wsgigate.core.runner import run_app
+from wsgigate.core import run_app
 from wsgigate.errors import ConfigurationError
 
 TYPE_CHECKING = False

@@ -25,15 +25,15 @@ import socket
 import time
 from collections import deque
 
-from wsgigate.core.environ import (
+from wsgigate.core import (
     ErrorStream,
     InputStream,
     build_environ,
+    cgi_response_head,
     content_length,
+    run_app,
     unquote_to_wsgi,
 )
-from wsgigate.core.response import cgi_response_head
-from wsgigate.core.runner import run_app
 from wsgigate.errors import ClientDisconnected, ProtocolError
 from wsgigate.protocols import NEED_DATA, ConnectionClosed
 from wsgigate.protocols.fastcgi import (

@@ -24,9 +24,14 @@ import logging
 import socket
 import time
 
-from wsgigate.core.environ import ErrorStream, InputStream, build_environ, unquote_to_wsgi
-from wsgigate.core.response import cgi_response_head
-from wsgigate.core.runner import run_app
+from wsgigate.core import (
+    ErrorStream,
+    InputStream,
+    build_environ,
+    cgi_response_head,
+    run_app,
+    unquote_to_wsgi,
+)
 from wsgigate.errors import ClientDisconnected, ConfigurationError, ProtocolError
 from wsgigate.fastcgi.server import fix_script_name
 from wsgigate.protocols import NEED_DATA, ConnectionClosed

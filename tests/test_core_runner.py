@@ -1,4 +1,4 @@
-"""The response path (wsgigate.core.run_app and the start_response checks): PEP 3333 as an app meets it.
+"""The response path (wsgigate.core.run_app, start_response checks): PEP 3333 as an app meets it.
 
 A recording ResponseWriter shows exactly what a gateway would have been told, in order.
 """
@@ -806,3 +806,46 @@ def test_response_invariants(
     assert names.count("finish") == (0 if short else 1)
     longer = declared is not None and len(total) > declared
     assert len(records) == (1 if longer or short else 0), [r.getMessage() for r in records]
+
+
+# -- writers that send files themselves (ResponseWriter.send_file) ---------------------------
+
+
+class FileSender(Recorder):
+    """Takes over files whose length matches, as the ASGI bridge does with pathsend."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self.offered: list[int | None] = []
+
+    def send_file(self, wrapper: FileWrapper, length: int | None) -> int | None:
+        self.offered.append(length)
+        return self.size if length in (None, self.size) else None
+
+
+def file_app(status: str = "200 OK", length: str | None = None) -> App:
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response(status, [("Content-Length", length)] if length else [])
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"x" * 10))
+
+    return app
+
+
+def test_a_writer_may_send_the_apps_file_itself() -> None:
+    for length in (None, "10"):
+        writer = FileSender(10)
+        outcome, _ = run(file_app(length=length), writer)
+        assert writer.offered == [None if length is None else 10]
+        assert [c[0] for c in writer.calls] == ["start", "finish"] and writer.body == b""
+        assert outcome.complete and outcome.sent == 10
+
+
+def test_file_is_iterated_when_the_writer_declines_or_is_not_offered() -> None:
+    writer = FileSender(10)
+    outcome, _ = run(file_app(length="5"), writer)  # declined: the length does not match
+    assert writer.offered == [5] and writer.body == b"x" * 5 and outcome.complete
+    for app, method in ((file_app("206 Partial Content"), "GET"), (file_app(), "HEAD")):
+        writer = FileSender(10)
+        run(app, writer, method=method)
+        assert writer.offered == []  # only a whole GET answered 200 is offered

@@ -53,6 +53,12 @@ if TYPE_CHECKING:
         def write(self, data: bytes) -> None: ...
         def finish(self, data: bytes) -> None: ...
 
+        # Optional: ``send_file(wrapper, length)`` lets a writer that can send a file itself
+        # (the ASGI bridge through ``http.response.pathsend``) take over a GET answered 200 with
+        # a ``wsgi.file_wrapper``: it returns the number of bytes it will send (the whole file,
+        # equal to ``length``, the app's Content-Length, when the app gave one), or ``None`` to
+        # let the core iterate the wrapper. Then ``start`` and ``finish(b"")`` follow as usual.
+
 else:
     ResponseWriter = object
 
@@ -715,7 +721,7 @@ def run_app(
                 for chunk in result[:-1]:
                     exchange.write(chunk)
             exchange.finish(result[-1] if result else b"")
-        else:
+        elif not (isinstance(result, FileWrapper) and _sent_as_file(exchange, result)):
             for chunk in result:
                 exchange.write(chunk)
             exchange.finish()
@@ -739,6 +745,25 @@ def run_app(
         if type(errors) is ErrorStream and errors._pending:
             errors.flush()  # a last line without a newline is still logged
     return exchange
+
+
+def _sent_as_file(exchange: _Exchange, wrapper: FileWrapper) -> bool:
+    """Offer the writer to send the app's file itself (see ``ResponseWriter``)."""
+    send_file = getattr(exchange.writer, "send_file", None)
+    if (
+        send_file is None
+        or exchange.status != 200
+        or exchange.head_sent
+        or exchange.environ.get("REQUEST_METHOD") != "GET"
+    ):
+        return False
+    size = send_file(wrapper, exchange.remaining)
+    if size is None:
+        return False
+    exchange.remaining = None  # the writer sends exactly what the Content-Length promised
+    exchange.finish(b"")
+    exchange.sent = size
+    return True
 
 
 def _disconnected(exc: Exception) -> "ClientDisconnected":

@@ -54,7 +54,10 @@ def app(environ, start_response):
         if not os.path.exists(name):
             with open(name, "wb") as f:
                 f.write(BLOCK * 40)
-        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        headers = [("Content-Type", "application/octet-stream")]
+        if environ["QUERY_STRING"] == "length":  # as Flask's send_file answers
+            headers.append(("Content-Length", str(os.path.getsize(name))))
+        start_response("200 OK", headers)
         return environ["wsgi.file_wrapper"](Counted(name), 65536)
     if path == "/forever":
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -266,14 +269,15 @@ def test_websocket_is_refused_with_403(server: Server) -> None:
 
 def test_file_wrapper_is_sent_by_path_where_the_server_offers_pathsend(server: Server) -> None:
     reads = server.marks / "file-reads"
-    reads.unlink(missing_ok=True)
-    status, body = server.get("/file")
-    assert status == 200
-    assert body == bytes(range(256)) * 256 * 40
-    if server.name == "granian":  # offers http.response.pathsend: the worker never reads it
-        assert not reads.exists()
-    else:
-        assert reads.read_text().count("r") >= 40
+    for path in ("/file", "/file?length"):  # without and with the app's own Content-Length
+        reads.unlink(missing_ok=True)
+        status, body = server.get(path)
+        assert status == 200
+        assert body == bytes(range(256)) * 256 * 40
+        if server.name == "granian":  # offers http.response.pathsend: the worker never reads it
+            assert not reads.exists(), path
+        else:
+            assert reads.read_text().count("r") >= 40
 
 
 # ---- 1 GiB each way with flat memory -------------------------------------------------------

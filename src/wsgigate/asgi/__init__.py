@@ -46,7 +46,7 @@ from wsgigate.errors import ApplicationError, ClientDisconnected, ProtocolError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+    from collections.abc import Awaitable, Callable, Iterable, MutableMapping
     from typing import Any
     from wsgiref.types import WSGIApplication
 
@@ -197,6 +197,17 @@ class _Channel:
     def start(self, status: str, headers: list[tuple[str, str]]) -> None:
         self.head = (status, headers)  # leaves with the first chunk
 
+    def send_file(self, wrapper: FileWrapper, length: int | None) -> int | None:
+        """The core offers the app's file: have the server send a whole regular file from its
+        path (``http.response.pathsend``) instead of the worker reading it."""
+        if type(wrapper) is not PathFileWrapper:  # the server does not offer pathsend
+            return None
+        target = _whole_file(wrapper)
+        if target is None or (length is not None and length != target[1]):
+            return None
+        self.pathsend = target
+        return target[1]
+
     def write(self, data: bytes) -> None:
         with self.lock:
             if self.gone:
@@ -336,7 +347,9 @@ class _Channel:
                                 (n.lower().encode("latin-1"), v.strip(" \t").encode("latin-1"))
                                 for n, v in headers
                             ]
-                            if self.pathsend is not None:
+                            if self.pathsend is not None and all(
+                                name != b"content-length" for name, _ in fields
+                            ):
                                 fields.append((b"content-length", b"%d" % self.pathsend[1]))
                             await send(
                                 {
@@ -562,11 +575,8 @@ class WSGIApp:
 
     def _run(self, environ: dict[str, Any], channel: _Channel) -> None:
         outcome = None
-        app = self.app
-        if environ["wsgi.file_wrapper"] is PathFileWrapper:
-            app = _pathsend_app(app, channel)
         try:
-            outcome = run_app(app, environ, channel, debug=self.debug)
+            outcome = run_app(self.app, environ, channel, debug=self.debug)
         finally:
             channel.end(outcome)
 
@@ -610,45 +620,11 @@ class WSGIApp:
 
 
 class PathFileWrapper(FileWrapper):
-    """``wsgi.file_wrapper`` when the server offers ``http.response.pathsend``.
-
-    Iterates like the core's wrapper wherever the file cannot be sent by path.
-    """
+    """``wsgi.file_wrapper`` when the server offers ``http.response.pathsend``: the core offers
+    it to :meth:`_Channel.send_file`, and it iterates like the core's wrapper wherever the file
+    cannot be sent by path."""
 
     __slots__ = ()
-
-
-def _pathsend_app(app: WSGIApplication, channel: _Channel) -> WSGIApplication:
-    """``app``, but a whole regular file it returns in a :class:`PathFileWrapper` is sent by
-    the server (``http.response.pathsend``) instead of read by the worker.
-
-    Only for a GET the app answered 200 without a Content-Length (the core checks the body the app
-    gives against its Content-Length, and here the core sees no body): the bridge adds the
-    file's size. ``start_response`` is the core's, only looked at on the way through.
-    """
-
-    def with_pathsend(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        head: list[Any] = []
-
-        def observed(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            head[:] = [status, headers, exc_info]
-            return start_response(status, headers, exc_info)
-
-        result = app(environ, observed)
-        if type(result) is not PathFileWrapper or not head or head[2] is not None:
-            return result
-        if environ.get("REQUEST_METHOD") != "GET":
-            return result
-        status, headers = head[0], head[1]
-        if status[:3] != "200" or any(n.lower() == "content-length" for n, _ in headers):
-            return result
-        target = _whole_file(result)
-        if target is None:
-            return result
-        channel.pathsend = target
-        return _Sent(result)
-
-    return with_pathsend
 
 
 def _whole_file(wrapper: FileWrapper) -> tuple[str, int] | None:
@@ -669,21 +645,6 @@ def _whole_file(wrapper: FileWrapper) -> tuple[str, int] | None:
     except (AttributeError, OSError, ValueError):
         return None
     return name, info.st_size
-
-
-class _Sent:
-    """The body the core sees for a file the server sends: empty; closing closes the file."""
-
-    __slots__ = ("wrapper",)
-
-    def __init__(self, wrapper: FileWrapper) -> None:
-        self.wrapper = wrapper
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(())
-
-    def close(self) -> None:
-        self.wrapper.close()
 
 
 async def _plain_response(send: Send, status: int, text: str) -> None:

@@ -363,6 +363,18 @@ def test_hung_worker_is_replaced(tmp_path: Path) -> None:
         assert pid_of(ask(server)) != first
 
 
+def test_hung_worker_without_threads_is_replaced(tmp_path: Path) -> None:
+    """--threads 0: a request stuck past --timeout stops the heartbeat; the worker is replaced."""
+    argv = lines_server("--workers", "1", "--threads", "0", "--timeout", "1")
+    with live_server(argv, tmp_path) as server:
+        first = pid_of(ask(server))
+        with server.connect() as stuck:
+            stuck.sendall(b"hang\n")
+            server.wait_for(rf"worker {first} silent for", timeout=8)
+            assert _read_line(stuck) == ""
+        assert pid_of(ask(server)) != first
+
+
 def test_stopped_worker_is_replaced(tmp_path: Path) -> None:
     with live_server(lines_server("--workers", "1", "--timeout", "1"), tmp_path) as server:
         first = pid_of(ask(server))

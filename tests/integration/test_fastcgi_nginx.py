@@ -35,6 +35,7 @@ CONFIG = DEPLOY / "nginx" / "fastcgi.conf"
 def backend(tmp: Path, bind: str, *args: str) -> Any:
     argv = [sys.executable, "-m", "wsgigate", "fastcgi", f"{HERE / 'cgi_probe.py'}:app"]
     argv += ["--bind", bind, "--workers", "2", "--threads", "4", *args]
+    argv += ["--status-path", "/status", "--ping-path", "/ping"]
     return live_server(argv, tmp)
 
 
@@ -101,6 +102,22 @@ def test_large_response_headers(tcp_stack: tuple[Any, LiveServer]) -> None:
         cookies = response.header_all("Set-Cookie")
         assert len(cookies) == 8 and all(len(c) > 3000 for c in cookies)
         assert response.body == b"big headers\n"
+
+
+def test_status_and_ping_through_nginx(tcp_stack: tuple[Any, LiveServer]) -> None:
+    """--status-path / --ping-path answered in front of the app, as nginx forwards them."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    web, _ = tcp_stack
+    ping = web.request("GET", "/ping")
+    assert (ping.status, ping.body) == (200, b"pong\n")
+    status = json.loads(web.request("GET", "/status").body)
+    assert status["server"] == "fastcgi" and status["workers"] == 2 and status["threads"] == 8
+    metrics = web.request("GET", "/keep/status?openmetrics")  # not the status path: the app
+    assert metrics.status == 200 and b"# EOF" not in metrics.body
+    text = web.request("GET", "/status?openmetrics").body.decode()
+    names = {family.name for family in text_string_to_metric_families(text)}
+    assert {"wsgigate_requests", "wsgigate_threads_busy", "wsgigate_workers"} <= names
 
 
 def test_post_bodies(tcp_stack: tuple[Any, LiveServer]) -> None:

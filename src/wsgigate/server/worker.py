@@ -10,9 +10,12 @@ The main thread owns the selector: it accepts new connections, watches idle kept
 and hands any connection with data to the pool through a bounded queue. A pool thread runs the
 handler for as long as the connection has requests ready, then gives it back to the main thread
 to wait for the next one, so idle keep-alive connections (nginx's ``keepalive`` pool) never hold a
-thread. When every thread is busy and the queue is full, the handler's ``overloaded`` hook
-answers the new connection (FastCGI: ``END_REQUEST`` with ``FCGI_OVERLOADED``) instead of
-leaving it to a bare close.
+thread. A pool thread that is done with a connection and finds the queue empty accepts the next
+connection waiting in the listener's backlog itself, without the hand-over (a wake-up and thread
+switches per connection, the runtime's main cost when every request opens a connection). When
+every thread is busy and the queue is full, the handler's ``overloaded`` hook answers the new
+connection (FastCGI: ``END_REQUEST`` with ``FCGI_OVERLOADED``) instead of leaving it to a bare
+close.
 """
 
 from __future__ import annotations

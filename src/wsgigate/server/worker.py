@@ -355,7 +355,8 @@ class Worker:
         if conn is None:
             return False
         while conn is not None:
-            self._serve(slot, conn)
+            if self._serve(slot, conn):
+                break  # kept alive: its web server reuses connections, no new one is waiting
             conn = self._accept_here()
         return True
 
@@ -386,7 +387,8 @@ class Worker:
             self._wake()
         return None
 
-    def _serve(self, slot: int, conn: Connection) -> None:
+    def _serve(self, slot: int, conn: Connection) -> bool:
+        """Run the handler on ``conn``; True if the connection was kept (parked for later)."""
         conn.slot = slot
         self.busy[slot] = time.monotonic()
         keep = False
@@ -403,7 +405,8 @@ class Worker:
                 self.untrack(slot)
             self.busy[slot] = 0.0
             conn.slot = -1
-        if keep and not self.stopping:
+        kept = keep and not self.stopping
+        if kept:
             self._returned.append(conn)
             self._wake()
         else:
@@ -412,6 +415,7 @@ class Worker:
             self._inflight -= 1
         if self._throttled:
             self._wake()
+        return kept
 
     def _close(self, conn: Connection) -> None:
         try:

@@ -36,3 +36,8 @@ def test_soak_notices_what_it_should() -> None:
     assert "pid 1: RSS 1000 -> 1101 KiB" in problems and "pid 2: RSS" not in problems
     assert "pid 1: non-socket fds" in problems and "pid 1: threads 5 -> 6" in problems
     assert "pid 2: sockets 4 -> 13" in problems and "pid 2: non-socket" not in problems
+    # a pool growing within its bound is not a leak; past it, it is
+    result.max_threads = 6
+    assert "threads" not in " | ".join(result.problems())
+    result.end[1] = soak.Sample(1000, 10, 4, 7)
+    assert "pid 1: threads 5 -> 7" in " | ".join(result.problems())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +32,18 @@ def require_binary(name: str, *candidates: str) -> str:
     if ON_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_module(name: str) -> Any:
+    """Import a module the tests need (a test or docs extra); skip without it locally, fail
+    without it on CI, where scripts/test.sh has installed every extra."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        message = f"{name} cannot be imported ({exc}); scripts/test.sh installs it"
+        if ON_CI:
+            pytest.fail(message)
+        pytest.skip(message, allow_module_level=True)  # also called at a module's top
 
 
 def free_port() -> int:

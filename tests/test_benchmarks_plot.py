@@ -3,15 +3,13 @@ docs/benchmarks.md, and redrawn whenever they change."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
-import pytest
 from benchmarks.harness import DOCS
 from benchmarks.plot import DIGEST_KEY, PNG, digest, draw, png_text, recorded
 
-from tests.support import ON_CI
+from tests.support import require_module
 
 
 def test_every_generated_section_is_read() -> None:
@@ -32,11 +30,7 @@ def test_committed_plot_is_drawn_from_the_recorded_figures() -> None:
 
 
 def test_the_runner_draws_it(tmp_path: Path) -> None:
-    if importlib.util.find_spec("matplotlib") is None:
-        message = "matplotlib is not installed (the 'docs' extra; scripts/test.sh installs it)"
-        if ON_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_module("matplotlib")  # the 'docs' extra
     figures = recorded()
     figures[0].sides[0] = (figures[0].sides[0][0], figures[0].sides[0][1], 99.0)
     out = draw(figures, tmp_path / "plot.png")

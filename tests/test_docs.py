@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import importlib.util
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import EXAMPLES, ON_CI, ROOT, free_port
+from tests.support import EXAMPLES, ROOT, free_port, require_module
 from wsgigate import reference
 from wsgigate.check import check, format_table
 
@@ -81,11 +80,8 @@ def test_check_output_shown_first_is_real(page: str) -> None:
 
 
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
-    if importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("material") is None:
-        message = "mkdocs-material is not installed (the 'docs' extra; scripts/test.sh installs it)"
-        if ON_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_module("mkdocs")
+    require_module("material")  # mkdocs-material, the 'docs' extra
     site = tmp_path / "site"
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site)],

@@ -218,7 +218,8 @@ def test_run_on_inherited_socket_serves_fastcgi(inherit: str) -> None:
     import signal
     import time
 
-    fastcgi = pytest.importorskip("wsgigate.fastcgi.client")
+    from wsgigate.fastcgi import client as fastcgi
+
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()

@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from tests.lambda_events import make_function_url_event
-from tests.support import EXAMPLES, ROOT
+from tests.support import EXAMPLES, ROOT, require_module
 from wsgigate.aws_lambda.deploy import HANDLER, deploy, package
 from wsgigate.cli import main
 from wsgigate.errors import ConfigurationError
 
-moto = pytest.importorskip("moto", reason="pip install moto[awslambda,iam]")
-boto3 = pytest.importorskip("boto3")
+moto = require_module("moto")
+boto3 = require_module("boto3")
 
 ROLE_POLICY = json.dumps(
     {

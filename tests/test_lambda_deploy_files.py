@@ -17,11 +17,11 @@ import pytest
 
 from tests.lambda_events import make_function_url_event, make_v2_event, parse_response
 from tests.lambda_runtime_api import RuntimeAPI
-from tests.support import DEPLOY, ROOT
+from tests.support import DEPLOY, ROOT, require_module
 from wsgigate.aws_lambda.deploy import HANDLER
 
-yaml = pytest.importorskip("yaml")
-pytest.importorskip("awslambdaric")
+yaml = require_module("yaml")
+require_module("awslambdaric")
 
 
 class _CfnLoader(yaml.SafeLoader):

@@ -17,10 +17,11 @@ from urllib.parse import parse_qsl
 import pytest
 
 from tests.lambda_events import BUILDERS, parse_response
+from tests.support import require_module
 from wsgigate.aws_lambda import make_handler
 
-mangum = pytest.importorskip("mangum")
-asgi = pytest.importorskip("wsgigate.asgi")
+mangum = require_module("mangum")
+asgi = require_module("wsgigate.asgi")
 
 SOURCES = ["rest", "http_api", "function_url", "alb", "alb_multi", "edge"]
 REQUESTS = [

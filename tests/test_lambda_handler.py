@@ -17,6 +17,7 @@ from tests.lambda_events import (
     make_v2_event,
     parse_response,
 )
+from tests.support import require_module
 from wsgigate.aws_lambda import Options, is_asgi, make_handler
 from wsgigate.aws_lambda import rest as rest_source
 from wsgigate.errors import ProtocolError
@@ -335,7 +336,7 @@ def test_source_detection_follows_the_last_match() -> None:
 
 
 def test_asgi_app_goes_to_mangum() -> None:
-    pytest.importorskip("mangum")
+    require_module("mangum")
 
     async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send(

@@ -26,9 +26,9 @@ from tests.lambda_events import (
     parse_response,
 )
 from tests.lambda_runtime_api import RuntimeAPI, error_body
-from tests.support import ROOT
+from tests.support import ROOT, require_module
 
-pytest.importorskip("awslambdaric", reason="pip install 'wsgigate[lambda]'")
+require_module("awslambdaric")
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, require_binary, running
+from tests.support import free_port, require_binary, require_module, running
 
 pytestmark = pytest.mark.integration
 
@@ -182,7 +182,7 @@ def server(
         # installed in the venv beside this interpreter; the venv need not be on PATH
         binary = require_binary("granian", str(Path(sys.executable).parent / "granian"))
     else:
-        pytest.importorskip(name)
+        require_module(name)
     work = tmp_path_factory.mktemp(f"asgi-{name}")
     marks = work / "marks"
     marks.mkdir()
@@ -497,7 +497,7 @@ def hammer(tmp_path: Path, target: str) -> tuple[int, int, str]:
 
 def test_asgiref_wsgitoasgi_fails_under_16_connections(tmp_path: Path) -> None:
     """The reproducer behind docs/comparison.md#asgiref (if this fails, asgiref fixed it)."""
-    pytest.importorskip("asgiref")
+    require_module("asgiref")
     total, failed, log = hammer(tmp_path, "asgiref_app")
     assert total > 0
     assert failed > 0 and "CurrentThreadExecutor already quit or is broken" in log
@@ -523,7 +523,7 @@ def _get_over(sock: socket.socket) -> bytes:
 
 @pytest.mark.parametrize("name", ["uvicorn", "hypercorn"])
 def test_cli_serves_on_ipv6_loopback_and_unix_socket(name: str, tmp_path: Path) -> None:
-    pytest.importorskip(name)
+    require_module(name)
     (tmp_path / "marks").mkdir()
     (tmp_path / "asgi_target.py").write_text(APP)
     env = {"ASGI_TEST_MARKS": str(tmp_path / "marks"), "PYTHONPATH": str(tmp_path)}
@@ -574,7 +574,7 @@ def test_cli_refuses_a_bad_bind_in_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["uvicorn", "hypercorn"])
 def test_cli_stops_cleanly_on_sigterm(name: str, tmp_path: Path) -> None:
-    pytest.importorskip(name)
+    require_module(name)
     (tmp_path / "asgi_target.py").write_text(APP)
     env = {"ASGI_TEST_MARKS": str(tmp_path), "PYTHONPATH": str(tmp_path), "PYTHONDEVMODE": ""}
     port = free_port()

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from tests.integration import servers, tricky
-from tests.support import DEPLOY, free_port
+from tests.support import DEPLOY, free_port, require_module
 from tests.test_server_runtime import live_server
 from wsgigate.protocols.scgi import encode_request
 
@@ -64,7 +64,7 @@ def _connect(host: str, port: int, timeout: float = 10) -> socket.socket:
 @contextlib.contextmanager
 def flup(host: str = "127.0.0.1", allowed: tuple[str, ...] = ()) -> Iterator[int]:
     """flup's threaded SCGI server in a process; yields its port once it accepts."""
-    pytest.importorskip("flup.server.scgi")
+    require_module("flup.server.scgi")
     port = free_port()
     argv = [sys.executable, "-c", FLUP.format(here=str(HERE)), host, str(port), *allowed]
     process = subprocess.Popen(

@@ -51,7 +51,14 @@ from wsgigate.protocols.fastcgi import (
     Stdin,
     StdinEnd,
 )
-from wsgigate.server import Connection, ConnectionHandler, ServerConfig, run_server
+from wsgigate.server import (
+    OVERLOADED_ANSWER,
+    Connection,
+    ConnectionHandler,
+    ServerConfig,
+    linger,
+    run_server,
+)
 from wsgigate.server.headwait import head_timeout, recv_head
 
 TYPE_CHECKING = False
@@ -416,22 +423,8 @@ class FastCGIHandler(ConnectionHandler):
 
     def _linger(self, conn: Connection, exchange: _Exchange) -> None:
         """Without FCGI_KEEP_CONN: read (and drop) unread STDIN before closing, briefly."""
-        if exchange.stdin.ended or exchange.closed:
-            return
-        sock = conn.sock
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_WR)
-            deadline = time.monotonic() + LINGER_SECONDS
-            dropped = 0
-            while dropped < LINGER_BYTES:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                sock.settimeout(left)
-                data = sock.recv(RECV_SIZE)
-                if not data:
-                    break
-                dropped += len(data)
+        if not (exchange.stdin.ended or exchange.closed):
+            linger(conn.sock, LINGER_SECONDS, LINGER_BYTES)
 
     def overloaded(self, conn: Connection) -> None:
         """Every thread busy, queue full: a 503 and END_REQUEST(FCGI_OVERLOADED), quickly."""
@@ -454,22 +447,10 @@ class FastCGIHandler(ConnectionHandler):
                     return
             if not request_id:
                 return
-            body = b"503 Service Unavailable: server overloaded\n"
-            head = cgi_response_head(
-                "503 Service Unavailable",
-                [
-                    ("Content-Type", "text/plain; charset=utf-8"),
-                    ("Content-Length", str(len(body))),
-                    ("Retry-After", "1"),
-                ],
-            )
-            codec.stdout(request_id, head + body)
+            codec.stdout(request_id, OVERLOADED_ANSWER)
             codec.end_request(request_id, protocol_status=OVERLOADED)
             sock.sendall(codec.data_to_send())
-            sock.shutdown(socket.SHUT_WR)
-            sock.settimeout(0.05)
-            while sock.recv(RECV_SIZE):  # linger briefly: no reset before they read it
-                pass
+            linger(sock, 0.1)  # no reset before they read it
         log.warning(
             "fastcgi: all %d threads busy and the queue full: answered 503 (FCGI_OVERLOADED)",
             conn.worker.config.threads,

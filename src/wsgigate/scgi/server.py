@@ -36,7 +36,14 @@ from wsgigate.errors import ClientDisconnected, ConfigurationError, ProtocolErro
 from wsgigate.fastcgi.server import fix_script_name
 from wsgigate.protocols import NEED_DATA, ConnectionClosed
 from wsgigate.protocols.scgi import DEFAULT_MAX_HEADER_SIZE, Body, EndOfBody, Request, SCGIParser
-from wsgigate.server import Connection, ConnectionHandler, ServerConfig, run_server
+from wsgigate.server import (
+    OVERLOADED_ANSWER,
+    Connection,
+    ConnectionHandler,
+    ServerConfig,
+    linger,
+    run_server,
+)
 from wsgigate.server.headwait import head_timeout, recv_head
 
 TYPE_CHECKING = False
@@ -240,17 +247,8 @@ class SCGIHandler(ConnectionHandler):
 
     def overloaded(self, conn: Connection) -> None:
         """Every thread busy, queue full: a 503 at once, then a short drain and close."""
-        body = b"503 Service Unavailable: server overloaded\n"
-        head = cgi_response_head(
-            "503 Service Unavailable",
-            [
-                ("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(body))),
-                ("Retry-After", "1"),
-            ],
-        )
         with contextlib.suppress(OSError):
-            conn.sock.sendall(head + body)
+            conn.sock.sendall(OVERLOADED_ANSWER)
             _linger(conn.sock, 0.1)
         log.warning(
             "scgi: all %d threads busy and the queue full: answered 503",
@@ -277,21 +275,7 @@ def _take_extra(sock: socket.socket, parser: SCGIParser) -> None:
 
 
 def _linger(sock: socket.socket, seconds: float = LINGER_SECONDS) -> None:
-    """Half-close, then read (and drop) what the web server still sends, briefly: closing with
-    unread bytes would reset the connection and could destroy the response in flight."""
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)
-        deadline = time.monotonic() + seconds
-        dropped = 0
-        while dropped < LINGER_BYTES:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            sock.settimeout(left)
-            data = sock.recv(RECV_SIZE)
-            if not data:
-                break
-            dropped += len(data)
+    linger(sock, seconds, LINGER_BYTES)
 
 
 def _peer(conn: Connection) -> str:

@@ -20,10 +20,17 @@ import os
 from wsgigate.server.accesslog import COMBINED, AccessLog
 from wsgigate.server.bind import BindSpec, Listener, open_listeners, parse_bind
 from wsgigate.server.config import ServerConfig
-from wsgigate.server.worker import Connection, ConnectionHandler, Worker
+from wsgigate.server.worker import (
+    OVERLOADED_ANSWER,
+    Connection,
+    ConnectionHandler,
+    Worker,
+    linger,
+)
 
 __all__ = [
     "COMBINED",
+    "OVERLOADED_ANSWER",
     "AccessLog",
     "BindSpec",
     "Connection",
@@ -32,6 +39,7 @@ __all__ = [
     "ServerConfig",
     "Worker",
     "open_listeners",
+    "linger",
     "parse_bind",
     "run_server",
 ]

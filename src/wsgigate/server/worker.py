@@ -32,6 +32,7 @@ import threading
 import time
 from collections import deque
 
+from wsgigate.core import cgi_response_head
 from wsgigate.server.accesslog import AccessLog
 
 TYPE_CHECKING = False
@@ -688,6 +689,44 @@ class Worker:
             os.close(self._wake_w)
             self._wake_r = self._wake_w = -1
         return 0
+
+
+_OVERLOADED_BODY = b"503 Service Unavailable: server overloaded\n"
+# What a worker answers when every thread is busy and the queue is full (FastCGI wraps it in
+# STDOUT records with END_REQUEST(FCGI_OVERLOADED); SCGI sends it as it is).
+OVERLOADED_ANSWER = (
+    cgi_response_head(
+        "503 Service Unavailable",
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(_OVERLOADED_BODY))),
+            ("Retry-After", "1"),
+        ],
+    )
+    + _OVERLOADED_BODY
+)
+
+
+def linger(sock: socket.socket, seconds: float, max_bytes: int = 64 << 20) -> None:
+    """Half-close, then read and drop what the web server still sends, for at most ``seconds``.
+
+    Closing a socket with unread bytes makes the kernel send a reset, which can destroy the
+    response still in flight to the web server (mod_proxy_fcgi and nginx report it as an
+    upstream error). Used by every protocol before it closes a connection it did not drain.
+    """
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + seconds
+        dropped = 0
+        while dropped < max_bytes:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            sock.settimeout(left)
+            data = sock.recv(65536)
+            if not data:
+                break
+            dropped += len(data)
 
 
 def _has_data(sock: socket.socket) -> bool:

@@ -13,6 +13,7 @@ same servers end to end. IIS cannot run here: its fixtures follow Microsoft's do
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -627,6 +628,74 @@ def test_httpoxy() -> None:
     """Servers drop the Proxy header (none of the captures has it); wsgigate does too."""
     _, seen = call({**APACHE_SCRIPT, "HTTP_PROXY": "http://evil.example:3128"})
     assert "HTTP_PROXY" not in seen
+
+
+# Run in a fresh process: read_environ() reads the real process environment.
+_ENVIRON_PROBE = """
+import json, os, sys
+from wsgigate.cgi import read_environ, run
+os.environ["SET_AFTER_START"] = "late"
+os.environ.pop("DROPPED_AFTER_START", None)
+os.environb[b"RAW_BYTES"] = b"caf\\xc3\\xa9 \\xff"
+meta = read_environ()
+expected = {k.decode("latin-1"): v.decode("latin-1") for k, v in os.environb.items()}
+seen = {}
+
+def app(environ, start_response):
+    seen.update(environ=environ.get("HTTP_PROXY"), process=os.environ.get("HTTP_PROXY"))
+    start_response("204 No Content", [])
+    return []
+
+if "run" in sys.argv:
+    run(app)
+    sys.stderr.write(json.dumps(seen))
+else:
+    print(json.dumps({"same": meta == expected, "meta": meta}))
+"""
+
+
+def _probe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _ENVIRON_PROBE, *args],
+        env={**env, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def test_read_environ_follows_the_live_process_environment() -> None:
+    """Variables set, deleted and given raw non-UTF-8 bytes after start-up are read as latin-1."""
+    result = _probe({"EMPTY": "", "DROPPED_AFTER_START": "x", "QUERY_STRING": "a=1&b=%20"})
+    seen = json.loads(result.stdout)
+    assert seen["same"] is True
+    meta = seen["meta"]
+    assert meta["SET_AFTER_START"] == "late"
+    assert "DROPPED_AFTER_START" not in meta
+    assert meta["RAW_BYTES"] == "caf\xc3\xa9 \xff"  # latin-1 view of the bytes, per PEP 3333
+    assert meta["EMPTY"] == "" and meta["QUERY_STRING"] == "a=1&b=%20"
+
+
+def test_read_environ_of_an_empty_environment() -> None:
+    code = "from wsgigate.cgi import read_environ; import os; os.environ.clear(); "
+    code += "print(repr(read_environ()))"
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        env={"PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "{}"
+
+
+def test_httpoxy_in_a_real_cgi_process() -> None:
+    """A Proxy: header reaches neither the app's environ nor the process environment."""
+    meta = {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "GET", "SERVER_NAME": "h"}
+    meta |= {"SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1"}
+    result = _probe({**meta, "HTTP_PROXY": "http://evil.example:3128"}, "run")
+    assert json.loads(result.stderr) == {"environ": None, "process": None}
+    assert result.stdout.startswith("Status: 204 No Content")
 
 
 def test_invalid_content_length_is_a_400_without_calling_the_app() -> None:

@@ -1,4 +1,4 @@
-"""CGI cold start without a server: CPU per process of the ``cgi`` scenario's three scripts.
+"""CGI cold start without a server: CPU per process of the ``cgi`` scenario's scripts.
 
 Each script is started directly, the way a web server starts it (CGI meta-variables in the
 environment, stdin empty), again and again; the figure is the CPU time (user + system) the
@@ -130,7 +130,7 @@ SCENARIO = Scenario(
     name="cgi-spawn",
     title="CGI cold start, no server",
     about=(
-        "The `cgi` scenario's three scripts started directly with a GET request's "
+        "The `cgi` scenario's scripts started directly with a GET request's "
         "meta-variables, one after another, without a web server: CPU-seconds (user + system) "
         "per process, shown as processes per CPU-second so that the ratios read like the `cgi` "
         "table's. CPU time barely moves when other work shares the machine, so this is the "

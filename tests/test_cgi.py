@@ -698,6 +698,52 @@ def test_httpoxy_in_a_real_cgi_process() -> None:
     assert result.stdout.startswith("Status: 204 No Content")
 
 
+_FREEZE_PROBE = """
+import gc, sys
+from wsgigate.cgi import run
+
+class Finalized:
+    def __del__(self):
+        sys.stderr.write("request garbage finalized\\n")
+
+def app(environ, start_response):
+    garbage = Finalized()
+    garbage.cycle = garbage  # only the cyclic collector can free it
+    del garbage
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(gc.get_freeze_count()).encode()]
+
+run(app, freeze_gc="keep" not in sys.argv)
+"""
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_gc_freeze_leaves_what_the_request_creates_collectable(freeze: bool) -> None:
+    """Objects from before the request are frozen out of the collector (default); a cycle the
+    request leaves behind is still collected, and its finalizer runs, at exit."""
+    meta = {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "GET", "SERVER_NAME": "h"}
+    meta |= {"SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1"}
+    result = subprocess.run(
+        [sys.executable, "-c", _FREEZE_PROBE, *([] if freeze else ["keep"])],
+        env={**meta, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    frozen = int(result.stdout.split()[-1])
+    assert (frozen > 1000) if freeze else (frozen == 0)
+    assert result.stderr.count("request garbage finalized") == 1
+
+
+def test_gc_is_not_frozen_when_the_request_is_given() -> None:
+    """Tests and `wsgigate check` pass their own environ: their long-lived process is left alone."""
+    import gc
+
+    before = gc.get_freeze_count()
+    call(APACHE_SCRIPT)
+    assert gc.get_freeze_count() == before
+
+
 def test_invalid_content_length_is_a_400_without_calling_the_app() -> None:
     called = []
 

@@ -91,31 +91,40 @@ _CUT_OFF = b"Internal Server Error\n"
 # for on_event=, a hand-made one), and detection must not raise on it (found by fuzzing).
 
 
-def _is_elb(event: "dict[str, Any]") -> bool:
+# Each test is written out (no shared helper): it runs on every event, and a call costs more
+# than the test itself.
+
+
+def infer_rest(event: "dict[str, Any]") -> bool:
+    if "httpMethod" not in event:
+        return False
     context = event.get("requestContext")
-    return type(context) is dict and "elb" in context
+    return type(context) is not dict or "elb" not in context
 
 
-def _is_function_url(event: "dict[str, Any]") -> bool:
+def infer_http_api(event: "dict[str, Any]") -> bool:
+    if "rawPath" not in event:
+        return False
+    context = event.get("requestContext")
+    if type(context) is not dict:
+        return True
+    domain = context.get("domainName")
+    return type(domain) is not str or ".lambda-url." not in domain
+
+
+def infer_function_url(event: "dict[str, Any]") -> bool:
+    if "rawPath" not in event:
+        return False
     context = event.get("requestContext")
     domain = context.get("domainName") if type(context) is dict else None
     return type(domain) is str and ".lambda-url." in domain
 
 
-def infer_rest(event: "dict[str, Any]") -> bool:
-    return "httpMethod" in event and not _is_elb(event)
-
-
-def infer_http_api(event: "dict[str, Any]") -> bool:
-    return "rawPath" in event and not _is_function_url(event)
-
-
-def infer_function_url(event: "dict[str, Any]") -> bool:
-    return "rawPath" in event and _is_function_url(event)
-
-
 def infer_alb(event: "dict[str, Any]") -> bool:
-    return "httpMethod" in event and _is_elb(event)
+    if "httpMethod" not in event:
+        return False
+    context = event.get("requestContext")
+    return type(context) is dict and "elb" in context
 
 
 def infer_lattice(event: "dict[str, Any]") -> bool:
@@ -268,6 +277,7 @@ def _valid_method(method: object) -> bool:
 
 
 _NO_INPUT = InputStream(None, 0)  # every body-less event shares it: it has nothing to change
+_new = object.__new__
 
 
 class Handler:
@@ -311,7 +321,10 @@ class Handler:
     def environ(
         self, source: "EventSource", event: "dict[str, Any]", context: "Any"
     ) -> "dict[str, Any]":
-        """The WSGI environ for ``event`` (built by :func:`wsgigate.core.build_environ`)."""
+        """The WSGI environ for ``event`` (built by :func:`wsgigate.core.build_environ`).
+
+        ``__call__`` has this inline: keep the two in step.
+        """
         meta, body = source.environ(event, self.options)
         method = meta["REQUEST_METHOD"]
         if method not in _METHODS and not _valid_method(method):
@@ -323,7 +336,8 @@ class Handler:
             meta["CONTENT_LENGTH"] = str(len(body))
             stdin = InputStream(None, 0, body)  # the whole body is in memory already
         else:
-            meta["CONTENT_LENGTH"] = ""
+            if "CONTENT_LENGTH" in meta:
+                del meta["CONTENT_LENGTH"]
             stdin = _NO_INPUT
         environ = build_environ(
             meta,
@@ -359,8 +373,39 @@ class Handler:
             source = self.source_of(event)
             if source is None:
                 return self.not_http(event, context)
+        # Handler.environ() inline (a call costs as much as a few of these lines): keep in step.
         try:
-            environ = self.environ(source, event, context)
+            meta, body = source.environ(event, self.options)
+            method = meta["REQUEST_METHOD"]
+            if method not in _METHODS and not _valid_method(method):
+                from wsgigate.errors import ProtocolError
+
+                raise ProtocolError(f"invalid request method {method!r}", 400)
+            if body:
+                # CONTENT_LENGTH from the body alone: whatever a header claimed, this is what came.
+                meta["CONTENT_LENGTH"] = str(len(body))
+                # InputStream(None, 0, body) without the __init__ call: the whole body is here
+                stdin = _new(InputStream)
+                stdin._raw = None
+                stdin._length = stdin._remaining = 0
+                stdin._buffer = body
+            else:
+                if "CONTENT_LENGTH" in meta:
+                    del meta["CONTENT_LENGTH"]
+                stdin = _NO_INPUT
+            environ = build_environ(
+                meta,
+                stdin=stdin,
+                errors=self._errors,
+                multithread=False,
+                multiprocess=False,
+                run_once=False,
+                url_scheme="https" if "HTTPS" in meta else "http",  # HTTPS=on or nothing
+                reuse=True,  # a source makes a new meta dict per event
+            )
+            environ[ENVIRON_EVENT] = event
+            environ[ENVIRON_CONTEXT] = context
+            environ[ENVIRON_SOURCE] = source.name
         except Exception as exc:
             from wsgigate.errors import ProtocolError  # imported when an error happens
 
@@ -387,9 +432,7 @@ class Handler:
             )
         code = outcome.status
         body = writer.body
-        if body and (
-            code < 200 or code == 204 or code == 304 or environ["REQUEST_METHOD"] == "HEAD"
-        ):
+        if body and (code < 200 or code == 204 or code == 304 or method == "HEAD"):
             body = b""  # 1xx, 204, 304 and HEAD answers carry no body
         options = self.options
         answer = source.response(writer.status, writer.headers, body, event, options)

@@ -16,8 +16,9 @@ from binascii import b2a_base64
 from wsgigate.aws_lambda import _text_types, default_is_binary, infer_http_api, is_text_type
 from wsgigate.aws_lambda._common import (
     _PATH_SAFE,
-    add_headers,
+    _meta_names,
     encode_body,
+    meta_name,
     path_to_wsgi,
     quote_path,
     request_body,
@@ -49,17 +50,6 @@ def environ(
     """
     context = event.get("requestContext") or _NONE
     http = context.get("http") or _NONE
-    meta: dict[str, str] = {
-        "REQUEST_METHOD": http.get("method") or "GET",
-        "SERVER_PROTOCOL": http.get("protocol") or "HTTP/1.1",
-    }
-    headers = event.get("headers")
-    if headers:
-        add_headers(meta, headers)
-    cookies = event.get("cookies")
-    if cookies:
-        cookie = "; ".join(cookies)
-        meta["HTTP_COOKIE"] = cookie if cookie.isascii() else unicode_to_wsgi(cookie)
     raw_path = event.get("rawPath") or "/"
     script = ""
     stage = context.get("stage")
@@ -74,26 +64,52 @@ def environ(
     if options.base_path:
         base, raw_path = split_prefix(raw_path, options.base_path)
         script += base
-    if script:
-        meta["SCRIPT_NAME"] = path_to_wsgi(script, encoded=path_encoded)
-    uri = script + raw_path
-    if raw_path.isascii() and (not path_encoded or "%" not in raw_path):
-        meta["PATH_INFO"] = raw_path
+    uri = script + raw_path if script else raw_path
+    if path_encoded:  # Function URLs: the path as the client sent it
+        if raw_path.isascii() and "%" not in raw_path:
+            path = raw_path
+        else:
+            path = path_to_wsgi(raw_path, encoded=True)
+        if not uri.isascii():
+            uri = unicode_to_wsgi(uri)  # raw non-ASCII as sent: UTF-8 bytes as latin-1 (PEP 3333)
+    elif raw_path.isascii() and _PATH_SAFE.issuperset(uri):
+        path = raw_path  # the usual case: nothing to decode, nothing to re-encode
     else:
-        meta["PATH_INFO"] = path_to_wsgi(raw_path, encoded=path_encoded)
-    if not path_encoded and not (uri.isascii() and _PATH_SAFE.issuperset(uri)):
+        path = raw_path if raw_path.isascii() else path_to_wsgi(raw_path, encoded=False)
         uri = quote_path(uri)  # REQUEST_URI as the client sent it: re-encoded
-    elif not uri.isascii():
-        uri = unicode_to_wsgi(uri)  # raw non-ASCII as sent: UTF-8 bytes as latin-1 (PEP 3333)
     query = event.get("rawQueryString")
     if query:
         if not query.isascii():
             query = unicode_to_wsgi(query)
-        meta["QUERY_STRING"] = query
-        meta["REQUEST_URI"] = uri + "?" + query
+        uri = uri + "?" + query
     else:
-        meta["QUERY_STRING"] = ""
-        meta["REQUEST_URI"] = uri
+        query = ""
+    # One dict display for the fields every event has (cheaper than a store per key).
+    meta: dict[str, str] = {
+        "REQUEST_METHOD": http.get("method") or "GET",
+        "SERVER_PROTOCOL": http.get("protocol") or "HTTP/1.1",
+        "SCRIPT_NAME": path_to_wsgi(script, encoded=path_encoded) if script else "",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "REQUEST_URI": uri,
+    }
+    headers = event.get("headers")
+    if headers:
+        # add_headers() inline (this runs on every event)
+        names = _meta_names
+        for name, value in headers.items():
+            key = names.get(name) or meta_name(name)
+            if value is None:
+                continue
+            if not value.isascii():
+                value = unicode_to_wsgi(value)
+            if key in meta:  # same header in two spellings of its name
+                value = meta[key] + ("; " if key == "HTTP_COOKIE" else ", ") + value
+            meta[key] = value
+    cookies = event.get("cookies")
+    if cookies:
+        cookie = "; ".join(cookies)
+        meta["HTTP_COOKIE"] = cookie if cookie.isascii() else unicode_to_wsgi(cookie)
     client = http.get("sourceIp")
     if client:  # unknown stays unset rather than made up; test events write "1.2.3.4/32"
         meta["REMOTE_ADDR"] = client.partition("/")[0] if "/" in client else client
@@ -111,12 +127,77 @@ def environ(
         return meta, b""
     if event.get("isBase64Encoded"):
         return meta, request_body(body, True)
-    return meta, body.encode("utf-8")
+    return meta, body.encode()  # UTF-8 (the default is the fast path)
+
+
+# Header names (in order) -> (Content-Type name, Content-Encoding name) when no two names are the
+# same in lower case and none is Set-Cookie: then the answer's headers are dict(headers). False
+# when the names need the long way. Apps answer with a few sets of names (bounded all the same).
+_plans: dict[tuple[str, ...], tuple[str | None, str | None] | bool] = {}
+
+
+def _plan(names: tuple[str, ...]) -> tuple[str | None, str | None] | bool:
+    lowers = [name.lower() for name in names]
+    plan: tuple[str | None, str | None] | bool = False
+    if "set-cookie" not in lowers and len(set(lowers)) == len(lowers):
+        content_type = content_encoding = None
+        for name, lower in zip(names, lowers, strict=True):
+            if lower == "content-type":
+                content_type = name
+            elif lower == "content-encoding":
+                content_encoding = name
+        plan = (content_type, content_encoding)
+    if len(_plans) < 256:
+        _plans[names] = plan
+    return plan
 
 
 def response(
     status: str, headers: Headers, body: bytes, event: dict[str, Any], options: Options
 ) -> dict[str, Any]:
+    single = dict(headers)
+    plan: tuple[str | None, str | None] | bool | None = False
+    if len(single) == len(headers):  # no name given twice in the same spelling
+        names = tuple(single)
+        plan = _plans.get(names)
+        if plan is None:
+            plan = _plan(names)
+    if not plan:
+        return _response(status, headers, body, options)
+    if not body:
+        text, is_base64 = "", False
+    elif options.is_binary is not default_is_binary:
+        text, is_base64 = encode_body(body, headers, options.is_binary)
+    else:
+        content_type, content_encoding = plan  # type: ignore[misc]  # a tuple here
+        if content_encoding is not None and single[content_encoding].strip().lower() not in (
+            "",
+            "identity",
+        ):
+            binary = True  # a Content-Encoding other than identity: binary whatever the type
+        elif content_type is not None:
+            value = single[content_type]
+            known = _text_types.get(value)
+            binary = not (is_text_type(value) if known is None else known)
+        else:
+            binary = False
+        if binary:
+            text, is_base64 = b2a_base64(body, newline=False).decode("ascii"), True
+        else:
+            try:
+                text, is_base64 = body.decode(), False
+            except UnicodeDecodeError:  # declared as text (or not at all) but is not UTF-8
+                text, is_base64 = b2a_base64(body, newline=False).decode("ascii"), True
+    return {
+        "statusCode": int(status[:3]),
+        "headers": single,
+        "body": text,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def _response(status: str, headers: Headers, body: bytes, options: Options) -> dict[str, Any]:
+    """The answer when Set-Cookie or a repeated header name is among the headers."""
     # Every event: split_cookies() and, with the default binary rule, encode_body() inline, in
     # one pass over the headers (Set-Cookie apart, repeated headers comma-joined).
     single: dict[str, str] = {}

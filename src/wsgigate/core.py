@@ -562,7 +562,21 @@ class _Exchange(Outcome):
         code = _statuses.get(status) if type(status) is str else None
         if code is None:
             code = validate_status(status)
-        self.remaining = validate_headers(headers)
+        # validate_headers() for headers all seen valid before, inline (the usual case); any
+        # other header (a None key is never there) makes validate_headers() check them all.
+        length = None
+        if type(headers) is list:
+            valid: dict[Any, int] = _valid_headers
+            try:
+                for item in headers:
+                    known = valid[item if type(item) is tuple else None]
+                    if known >= 0:
+                        length = known
+            except (KeyError, TypeError):  # TypeError: an unhashable item
+                length = validate_headers(headers)
+        else:
+            length = validate_headers(headers)
+        self.remaining = length
         self.line = status
         self.headers = headers
         self.status = code
@@ -618,13 +632,15 @@ class _Exchange(Outcome):
         line = self.line
         if line is None:
             raise _invalid("application returned without calling start_response()")
+        size = len(data)
         remaining = self.remaining
         if remaining is not None:
-            if len(data) <= remaining:
-                remaining -= len(data)
+            if size <= remaining:
+                remaining -= size
                 self.remaining = remaining
             else:
                 data = self._bounded(data)
+                size = len(data)
                 remaining = -1  # an excess was truncated
             if remaining > 0 and not self._bodiless():
                 self._short(data, remaining)
@@ -640,7 +656,7 @@ class _Exchange(Outcome):
             writer.finish(data)
         except Exception as exc:
             raise _disconnected(exc) from exc
-        self.sent += len(data)
+        self.sent += size
         self.complete = True
 
     def _short(self, data: bytes, remaining: int) -> None:

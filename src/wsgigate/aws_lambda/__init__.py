@@ -432,7 +432,9 @@ class Handler:
             )
         code = outcome.status
         body = writer.body
-        if body and (code < 200 or code == 204 or code == 304 or method == "HEAD"):
+        if body and (
+            code != 200 and (code < 200 or code == 204 or code == 304) or method == "HEAD"
+        ):
             body = b""  # 1xx, 204, 304 and HEAD answers carry no body
         options = self.options
         answer = source.response(writer.status, writer.headers, body, event, options)

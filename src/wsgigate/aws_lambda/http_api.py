@@ -24,6 +24,7 @@ from wsgigate.aws_lambda._common import (
     request_body,
     split_prefix,
 )
+from wsgigate.core import _statuses as _codes  # status line -> code, of lines seen valid
 from wsgigate.core import unicode_to_wsgi
 
 TYPE_CHECKING = False
@@ -189,7 +190,7 @@ def response(
             except UnicodeDecodeError:  # declared as text (or not at all) but is not UTF-8
                 text, is_base64 = b2a_base64(body, newline=False).decode("ascii"), True
     return {
-        "statusCode": int(status[:3]),
+        "statusCode": _codes.get(status) or int(status[:3]),
         "headers": single,
         "body": text,
         "isBase64Encoded": is_base64,
@@ -233,7 +234,7 @@ def _response(status: str, headers: Headers, body: bytes, options: Options) -> d
         except UnicodeDecodeError:  # declared as text (or not at all) but is not UTF-8
             text, is_base64 = b2a_base64(body, newline=False).decode("ascii"), True
     answer: dict[str, Any] = {
-        "statusCode": int(status[:3]),
+        "statusCode": _codes.get(status) or int(status[:3]),
         "headers": single,
         "body": text,
         "isBase64Encoded": is_base64,

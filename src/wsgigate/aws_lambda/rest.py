@@ -20,6 +20,7 @@ from wsgigate.aws_lambda._common import (
     request_body,
     split_prefix,
 )
+from wsgigate.core import _statuses as _codes  # status line -> code, of lines seen valid
 from wsgigate.core import unicode_to_wsgi
 
 TYPE_CHECKING = False
@@ -92,7 +93,7 @@ def response(
 ) -> dict[str, Any]:
     text, is_base64 = encode_body(body, headers, options.is_binary)
     return {
-        "statusCode": int(status[:3]),
+        "statusCode": _codes.get(status) or int(status[:3]),
         "multiValueHeaders": multi_value(headers),
         "body": text,
         "isBase64Encoded": is_base64,

@@ -172,7 +172,8 @@ class _Exchange:
         self.request_id = begin.request_id
         self.role = begin.role
         self.stdin = _Stream(self)
-        self.data = _Stream(self)
+        # FCGI_DATA comes only with the FILTER role (the codec refuses it otherwise)
+        self.data = _Stream(self) if begin.role == FILTER else self.stdin
         self.aborted = False
         self.closed = False
         self.head = b""

@@ -40,7 +40,7 @@ import time
 from collections import deque
 
 from wsgigate.core import cgi_response_head
-from wsgigate.server.accesslog import AccessLog
+from wsgigate.server.accesslog import AccessLog, access_logger
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class Connection:
         worker = self.worker
         if self.slot >= 0:
             worker.untrack(self.slot)
-        if environ is not None:
+        if environ is not None and access_logger.isEnabledFor(logging.INFO):
             worker.access_log.log(environ, status, sent, time.monotonic() - started, self.peer_host)
         worker.request_done()
 

@@ -271,6 +271,7 @@ def run(
     *,
     debug: bool = False,
     freeze_gc: bool = True,
+    forwarded_allow_ips: "str | None" = None,
     environ: "Mapping[str, str] | None" = None,
     stdin: "BinaryIO | None" = None,
     stdout: "BinaryIO | None" = None,
@@ -286,6 +287,8 @@ def run(
     collected as usual. The cost: a reference cycle created before the request (at import
     time) that holds an object with a finalizer does not see it run at exit, which Python does
     not promise either. ``freeze_gc=False`` keeps the interpreter's default.
+    ``forwarded_allow_ips``: proxies (``"10.0.0.5, 10.1.0.0/16"`` or ``"*"``) whose
+    ``X-Forwarded-Proto`` sets ``wsgi.url_scheme`` (see :mod:`wsgigate.forwarded`).
     """
     if environ is None:
         meta = read_environ()
@@ -310,6 +313,11 @@ def run(
     if length is None and not meta.get("HTTP_TRANSFER_ENCODING"):
         length = 0
     body = RequestBody(stdin if stdin is not None else sys.stdin.buffer, length)
+    scheme = None
+    if forwarded_allow_ips is not None:
+        from wsgigate.forwarded import ForwardedScheme
+
+        scheme = ForwardedScheme(forwarded_allow_ips)(meta)
     env = build_environ(
         meta,
         stdin=InputStream(body, length),
@@ -317,6 +325,7 @@ def run(
         multithread=False,
         multiprocess=True,
         run_once=True,
+        url_scheme=scheme,
     )
     if freeze_gc and environ is None:
         import gc  # built in: no file to find or load

@@ -43,8 +43,12 @@ def add_headers(meta: dict[str, str], headers: Mapping[str, str] | None) -> None
     """Single-value headers (already comma-joined by the front end) into ``meta``."""
     if not headers:
         return
+    names = _meta_names
     for name, value in headers.items():
-        key = _meta_names.get(name) or meta_name(name)
+        try:
+            key = names[name]  # cheaper than .get() where the name is known (nearly always)
+        except KeyError:
+            key = meta_name(name)
         if value is None:
             continue
         if not value.isascii():
@@ -56,10 +60,14 @@ def add_headers(meta: dict[str, str], headers: Mapping[str, str] | None) -> None
 
 def add_multi_headers(meta: dict[str, str], headers: Mapping[str, list[str] | None]) -> None:
     """Multi-value headers into ``meta``: repeated values joined as RFC 9110 5.3 allows."""
+    names = _meta_names
     for name, values in headers.items():
         if not values:
             continue
-        key = _meta_names.get(name) or meta_name(name)
+        try:
+            key = names[name]
+        except KeyError:
+            key = meta_name(name)
         joiner = "; " if key == "HTTP_COOKIE" else ", "
         value = values[0] if len(values) == 1 else joiner.join(values)
         if not value.isascii():

@@ -99,7 +99,10 @@ def environ(
         # add_headers() inline (this runs on every event)
         names = _meta_names
         for name, value in headers.items():
-            key = names.get(name) or meta_name(name)
+            try:
+                key = names[name]  # cheaper than .get() where the name is known (nearly always)
+            except KeyError:
+                key = meta_name(name)
             if value is None:
                 continue
             if not value.isascii():
@@ -121,8 +124,10 @@ def environ(
         meta["SERVER_PORT"] = port.rpartition(",")[2].strip() if port else "443"
     else:
         meta["SERVER_PORT"] = port.rpartition(",")[2].strip() if port else "80"
-    if "HTTP_HOST" not in meta and "domainName" in context:
-        meta["SERVER_NAME"] = context["domainName"]
+    if "HTTP_HOST" not in meta:
+        domain = context.get("domainName")
+        if domain:
+            meta["SERVER_NAME"] = domain
     body = event.get("body")
     if not body:
         return meta, b""

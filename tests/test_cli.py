@@ -179,6 +179,44 @@ def test_cgi_command_end_to_end() -> None:
     assert result.stdout.endswith(b"\r\n\r\nhello")
 
 
+def test_cgi_command_forwarded_allow_ips(tmp_path: Path) -> None:
+    (tmp_path / "scheme_app.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [environ['wsgi.url_scheme'].encode()]\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src"),
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "REQUEST_METHOD": "GET",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.0.0.5",
+        "HTTP_X_FORWARDED_PROTO": "https",
+    }
+
+    def scheme(*options: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "wsgigate", "cgi", "scheme_app.py:app", *options],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+
+    assert scheme().stdout.endswith(b"\r\n\r\nhttp")
+    assert scheme("--forwarded-allow-ips", "10.0.0.0/8").stdout.endswith(b"\r\n\r\nhttps")
+    assert scheme("--forwarded-allow-ips", "192.0.2.1").stdout.endswith(b"\r\n\r\nhttp")
+    bad = scheme("--forwarded-allow-ips", "proxy.example")
+    assert bad.returncode == 2 and bad.stdout == b""
+    assert bad.stderr.decode().strip().splitlines() == [
+        "wsgigate: error: --forwarded-allow-ips: 'proxy.example' is not an IP address or "
+        "network (e.g. 10.0.0.5, 10.0.0.0/8, ::1, or * for any)"
+    ]
+
+
 @pytest.mark.parametrize("bind", ["nonsense", "127.0.0.1:http", "999.1.1.1:8000"])
 def test_run_bad_bind_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], bind: str

@@ -52,14 +52,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_cgi(args: argparse.Namespace) -> int:
-    return _cgi(args.app, debug=args.debug)
+    if args.forwarded_allow_ips is not None:
+        check_forwarded(args.forwarded_allow_ips)
+    return _cgi(args.app, debug=args.debug, forwarded_allow_ips=args.forwarded_allow_ips)
 
 
-def _cgi(spec: str, *, debug: bool) -> int:
+def check_forwarded(allow: str) -> None:
+    """A wrong --forwarded-allow-ips is a usage error (exit 2), found before any request."""
+    from wsgigate.forwarded import ForwardedScheme
+
+    try:
+        ForwardedScheme(allow)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def _cgi(spec: str, *, debug: bool, forwarded_allow_ips: str | None = None) -> int:
     from wsgigate import cgi
 
     cgi.drop_httpoxy()  # before the app's own imports can read the environment
-    outcome = cgi.run(_load(spec), debug=debug)
+    outcome = cgi.run(_load(spec), debug=debug, forwarded_allow_ips=forwarded_allow_ips)
     return 0 if outcome.complete else 1
 
 
@@ -123,6 +135,18 @@ def args_run(parser: argparse.ArgumentParser) -> None:
 def args_cgi(parser: argparse.ArgumentParser) -> None:
     _app_argument(parser)
     _debug_option(parser)
+    forwarded_option(parser)
+
+
+def forwarded_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--forwarded-allow-ips``, shared by the CGI, FastCGI and SCGI commands."""
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="comma-separated proxy addresses or networks (or *) whose X-Forwarded-Proto "
+        "header sets wsgi.url_scheme, checked against REMOTE_ADDR (default: none: only the "
+        "web server's HTTPS variable counts)",
+    )
 
 
 def args_check(parser: argparse.ArgumentParser) -> None:

@@ -64,7 +64,7 @@ def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], by
     uri = base + raw_path
     if not uri.isascii():  # raw non-ASCII: UTF-8 bytes as latin-1 (PEP 3333)
         uri = unicode_to_wsgi(uri)
-    meta["REQUEST_URI"] = uri + "?" + query if query else uri
+    meta["REQUEST_URI"] = f"{uri}?{query}" if query else uri
     # The last entry of each X-Forwarded-* header is what the load balancer itself saw.
     client = meta.get("HTTP_X_FORWARDED_FOR")
     if client:  # unknown stays unset rather than made up

@@ -82,7 +82,7 @@ def environ(
     if query:
         if not query.isascii():
             query = unicode_to_wsgi(query)
-        uri = uri + "?" + query
+        uri = f"{uri}?{query}"
     else:
         query = ""
     # One dict display for the fields every event has (cheaper than a store per key).

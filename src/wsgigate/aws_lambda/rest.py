@@ -66,7 +66,7 @@ def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], by
     uri = script + raw_path
     if not uri.isascii():  # raw non-ASCII: UTF-8 bytes as latin-1 (PEP 3333)
         uri = unicode_to_wsgi(uri)
-    meta["REQUEST_URI"] = uri + "?" + query if query else uri
+    meta["REQUEST_URI"] = f"{uri}?{query}" if query else uri
     identity = context.get("identity")
     client = identity.get("sourceIp") if identity else None
     if client:  # unknown stays unset rather than made up; test events write "1.2.3.4/32"

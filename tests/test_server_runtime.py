@@ -515,35 +515,6 @@ def test_file_descriptors_above_1024(tmp_path: Path) -> None:
             assert ask(server).startswith("pid ")
 
 
-def test_pool_threads_wait_on_the_listener_exclusively(tmp_path: Path) -> None:
-    """Threads on Linux: every pool thread has its own epoll with the listener registered
-    EPOLLEXCLUSIVE (one idle thread woken per new connection, which accepts it itself), and the
-    main thread's registration comes after theirs; with siblings the main thread leaves it out."""
-    import select
-
-    if not getattr(select, "EPOLLEXCLUSIVE", 0):
-        pytest.skip("no EPOLLEXCLUSIVE on this platform")
-
-    def exclusive_watchers(pid: int) -> int:
-        count = 0
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:[eventpoll]":
-                    continue
-                text = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
-                for line in text.splitlines():
-                    if line.startswith("tfd:") and int(line.split()[3], 16) & 0x10000000:
-                        count += 1
-        return count
-
-    # 3 pool epolls x (listener + notify pipe), + the main thread's listener without siblings
-    for workers, expected in (("1", 3 * 2 + 1), ("2", 3 * 2)):
-        argv = lines_server("--workers", workers, "--threads", "3")
-        with live_server(argv, tmp_path) as server:
-            pid = pid_of(ask(server))
-            assert exclusive_watchers(pid) == expected
-
-
 @pytest.mark.parametrize("family", ["tcp", "unix"])
 def test_accepted_sockets_get_nodelay_and_the_kernel_timeout(tmp_path: Path, family: str) -> None:
     """The listener carries TCP_NODELAY and --timeout (SO_RCVTIMEO/SO_SNDTIMEO); every accepted

@@ -6,20 +6,16 @@ thread serves each ready connection itself, one request at a time, and goes back
 selector. No hand-over between threads, so a short request costs less CPU; a long one holds
 the whole worker (siblings take new connections; past ``--timeout`` the arbiter replaces it).
 
-With threads on Linux, each idle pool thread waits on its own epoll for the listeners (and
-for connections the main thread queues), registered EPOLLEXCLUSIVE: a new connection wakes one
-idle pool thread, which accepts and serves it itself, with no hand-over between threads (a
-wake-up and thread switches per connection, the runtime's main cost when every request opens a
-connection). The main thread watches idle kept-alive connections and queues any that receives
-a request; it watches the listeners too, registered after the pool threads so that the kernel
-wakes it only when every pool thread is busy (it then queues the connection, bounded), and not
-at all when sibling workers can take the connection instead. A pool thread runs the handler for
-as long as the connection has requests ready, then gives it back to the main thread to wait for
-the next one, so idle keep-alive connections (nginx's ``keepalive`` pool) never hold a thread.
-When every thread is busy and the queue is full, the handler's ``overloaded`` hook answers the
-new connection (FastCGI: ``END_REQUEST`` with ``FCGI_OVERLOADED``) instead of leaving it to a
-bare close. (Without EPOLLEXCLUSIVE the main thread accepts and queues every connection, and a
-pool thread done with one accepts the next waiting one itself.)
+The main thread owns the selector: it accepts new connections, watches idle kept-alive ones,
+and hands any connection with data to the pool through a bounded queue. A pool thread runs the
+handler for as long as the connection has requests ready, then gives it back to the main thread
+to wait for the next one, so idle keep-alive connections (nginx's ``keepalive`` pool) never hold a
+thread. A pool thread that is done with a connection and finds the queue empty accepts the next
+connection waiting in the listener's backlog itself, without the hand-over (a wake-up and thread
+switches per connection, the runtime's main cost when every request opens a connection). When
+every thread is busy and the queue is full, the handler's ``overloaded`` hook answers the new
+connection (FastCGI: ``END_REQUEST`` with ``FCGI_OVERLOADED``) instead of leaving it to a bare
+close.
 
 Per connection the runtime makes only the system calls it needs (accept, recv, send, close): the
 listener carries TCP_NODELAY and the I/O timeout (SO_RCVTIMEO/SO_SNDTIMEO) that accepted sockets
@@ -210,10 +206,6 @@ class Worker:
         # idle sibling takes the next connection (or it waits in the listen backlog).
         self._share = config.workers > 1
         self._throttled = False
-        # Threads on epoll (Linux): each pool thread waits on its own epoll for the listeners
-        # and for _notify (one byte per connection queued by the main thread); see run().
-        self._polls: list[Any] = []
-        self._notify_r = self._notify_w = -1
         self._idle: dict[int, Connection] = {}
         self._wake_r = self._wake_w = -1
         self._stop_reason = ""
@@ -358,73 +350,12 @@ class Worker:
 
     def _thread_main(self, slot: int) -> None:
         self._req_thread[slot] = threading.get_ident()
-        poll = self._polls[slot] if self._polls else None
         while True:
             try:
-                if poll is not None:
-                    self._serve_polled(slot, poll)
-                    return
                 if not self._serve_next(slot):
                     return
             except RequestTimeout:  # delivered after its request ended: nothing left to stop
                 log.info("%s: a request timeout arrived after its request ended", self.handler.name)
-
-    def _serve_polled(self, slot: int, poll: Any) -> None:
-        """Wait on this thread's epoll, serve what it brings; return when told to exit.
-
-        The listeners and the notify pipe are registered EPOLLEXCLUSIVE in every pool thread's
-        epoll (and in the main thread's only after them, and only without siblings): a new
-        connection wakes one idle pool thread, which accepts and serves it itself; the main
-        thread is woken only when every pool thread is busy (to queue the connection, or
-        answer it ``overloaded``). No hand-over between threads, no accept() that finds
-        nothing. Connections the main thread queues (a parked keep-alive connection with a new
-        request, or one it accepted) come with one byte on the notify pipe.
-        """
-        notify = self._notify_r
-        listeners = {listener.fileno: listener for listener in self.listeners}
-        while True:
-            for fd, _ in poll.poll():
-                if fd == notify:
-                    try:
-                        os.read(notify, 1)
-                        conn = self._queue.get_nowait()
-                    except (BlockingIOError, queue.Empty):
-                        continue  # another thread took it
-                    if conn is None:
-                        return
-                else:
-                    listener = listeners.get(fd)
-                    if listener is None:
-                        continue
-                    taken = self._take(listener, poll)
-                    if taken is None:
-                        continue
-                    conn = taken
-                self._serve(slot, conn)
-
-    def _take(self, listener: Listener, poll: Any) -> Connection | None:
-        """Accept one connection on a pool thread (counted in flight first, so that a graceful
-        stop waits for it); None if there was none, or the worker is stopping."""
-        with self._lock:
-            if self.stopping:
-                with contextlib.suppress(OSError, ValueError):
-                    poll.unregister(listener.fileno)  # no more wake-ups for it here
-                return None
-            self._inflight += 1
-        try:
-            sock, peer = listener.sock.accept()
-        except OSError:  # EAGAIN (a sibling or the main thread took it), EMFILE...
-            with self._lock:
-                self._inflight -= 1
-            return None
-        return self._connection(sock, peer, listener)
-
-    def _hand(self, conn: Connection | None) -> None:
-        """Queue ``conn`` for a pool thread (None: one thread exits)."""
-        self._queue.put(conn)
-        if self._notify_w >= 0:
-            with contextlib.suppress(OSError):
-                os.write(self._notify_w, b"\0")
 
     def _serve_next(self, slot: int) -> bool:
         """Serve the next queued connection, then any the thread can accept itself; False when
@@ -578,7 +509,7 @@ class Worker:
         if self._queue.qsize() < self._queue_size:
             with self._lock:
                 self._inflight += 1
-            self._hand(conn)
+            self._queue.put(conn)
         else:
             try:
                 self.handler.overloaded(conn)
@@ -620,31 +551,6 @@ class Worker:
             return False
         return all(start and now - start > timeout for start in self.busy)
 
-    def _open_polls(self) -> None:
-        """Threads mode on Linux: one epoll per pool thread, listeners and the notify pipe in
-        each, EPOLLEXCLUSIVE (see :meth:`_serve_polled`). Elsewhere, or on a kernel without
-        EPOLLEXCLUSIVE, the pool threads take queued connections instead."""
-        if self.inline or not _EXCLUSIVE or not hasattr(select, "epoll"):
-            return
-        self._notify_r, self._notify_w = os.pipe()
-        os.set_blocking(self._notify_r, False)
-        os.set_blocking(self._notify_w, False)
-        mask = select.EPOLLIN | _EXCLUSIVE
-        try:
-            for _ in range(self.config.threads):
-                poll = select.epoll()
-                self._polls.append(poll)
-                for listener in self.listeners:
-                    poll.register(listener.fileno, mask)
-                poll.register(self._notify_r, mask)
-        except OSError:  # EINVAL: no EPOLLEXCLUSIVE in this kernel
-            for poll in self._polls:
-                poll.close()
-            self._polls = []
-            os.close(self._notify_r)
-            os.close(self._notify_w)
-            self._notify_r = self._notify_w = -1
-
     def run(self) -> int:
         """Serve until stopped; return the exit status (0 after a graceful stop)."""
         if self.max_requests:
@@ -657,11 +563,6 @@ class Worker:
         selector.register(self._wake_r, None)
         for listener in self.listeners:
             tune_listener(listener, self.config.timeout)
-        self._open_polls()
-        # The main thread watches the listeners too (the last of this worker's waiters, so
-        # only when every pool thread is busy), unless siblings can take the connection.
-        main_listens = not (self._polls and self._share)
-        for listener in self.listeners if main_listens else []:
             selector.register(listener.fileno, listener, exclusive=True)
         status = self.status_listener
         if status is not None:
@@ -731,7 +632,7 @@ class Worker:
                     fileno = conn.sock.fileno()
                     self._idle[fileno] = conn
                     selector.register(fileno, conn)
-                if self._share and listening and not self.stopping and main_listens:
+                if self._share and listening and not self.stopping:
                     saturated = self._inflight >= self.pool_size
                     if saturated != self._throttled:
                         for listener in self.listeners:
@@ -751,11 +652,8 @@ class Worker:
                         )
                         deadline = now + self.config.graceful_timeout
                         for listener in self.listeners:
-                            if main_listens and not self._throttled:
+                            if not self._throttled:
                                 selector.unregister(listener.fileno)
-                            for poll in self._polls:
-                                with contextlib.suppress(OSError, ValueError):
-                                    poll.unregister(listener.fileno)
                             if self.forked:
                                 listener.close()  # the arbiter keeps its copy
                         for fileno, conn in list(self._idle.items()):
@@ -806,15 +704,13 @@ class Worker:
             if status is not None:
                 selector.unregister(status.sock.fileno())
             for _ in threads:
-                self._hand(None)
+                self._queue.put(None)
             for conn in list(self._idle.values()):
                 self._close(conn)
             selector.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
             self._wake_r = self._wake_w = -1
-            # (the pool threads' epolls and the notify pipe stay open: a daemon thread may
-            # still be leaving its loop; they go with the process)
         return 0
 
 

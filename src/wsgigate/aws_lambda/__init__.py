@@ -277,7 +277,6 @@ def _valid_method(method: object) -> bool:
 
 
 _NO_INPUT = InputStream(None, 0)  # every body-less event shares it: it has nothing to change
-_new = object.__new__
 
 
 class Handler:
@@ -321,10 +320,7 @@ class Handler:
     def environ(
         self, source: "EventSource", event: "dict[str, Any]", context: "Any"
     ) -> "dict[str, Any]":
-        """The WSGI environ for ``event`` (built by :func:`wsgigate.core.build_environ`).
-
-        ``__call__`` has this inline: keep the two in step.
-        """
+        """The WSGI environ for ``event`` (built by :func:`wsgigate.core.build_environ`)."""
         meta, body = source.environ(event, self.options)
         method = meta["REQUEST_METHOD"]
         if method not in _METHODS and not _valid_method(method):
@@ -373,39 +369,9 @@ class Handler:
             source = self.source_of(event)
             if source is None:
                 return self.not_http(event, context)
-        # Handler.environ() inline (a call costs as much as a few of these lines): keep in step.
         try:
-            meta, body = source.environ(event, self.options)
-            method = meta["REQUEST_METHOD"]
-            if method not in _METHODS and not _valid_method(method):
-                from wsgigate.errors import ProtocolError
-
-                raise ProtocolError(f"invalid request method {method!r}", 400)
-            if body:
-                # CONTENT_LENGTH from the body alone: whatever a header claimed, this is what came.
-                meta["CONTENT_LENGTH"] = str(len(body))
-                # InputStream(None, 0, body) without the __init__ call: the whole body is here
-                stdin = _new(InputStream)
-                stdin._raw = None
-                stdin._length = stdin._remaining = 0
-                stdin._buffer = body
-            else:
-                if "CONTENT_LENGTH" in meta:
-                    del meta["CONTENT_LENGTH"]
-                stdin = _NO_INPUT
-            environ = build_environ(
-                meta,
-                stdin=stdin,
-                errors=self._errors,
-                multithread=False,
-                multiprocess=False,
-                run_once=False,
-                url_scheme="https" if "HTTPS" in meta else "http",  # HTTPS=on or nothing
-                reuse=True,  # a source makes a new meta dict per event
-            )
-            environ[ENVIRON_EVENT] = event
-            environ[ENVIRON_CONTEXT] = context
-            environ[ENVIRON_SOURCE] = source.name
+            environ = self.environ(source, event, context)
+            method = environ["REQUEST_METHOD"]  # as it came: the app may change its environ
         except Exception as exc:
             from wsgigate.errors import ProtocolError  # imported when an error happens
 

@@ -221,7 +221,6 @@ class InputStream:
     Lambda event carries it, is ``InputStream(None, 0, body)``: no file object around it.
     """
 
-    # aws_lambda.Handler sets these four itself for a body in memory (no __init__ call per event)
     __slots__ = ("_buffer", "_raw", "_remaining", "_length")
 
     def __init__(

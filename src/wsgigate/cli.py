@@ -135,18 +135,9 @@ def args_run(parser: argparse.ArgumentParser) -> None:
 def args_cgi(parser: argparse.ArgumentParser) -> None:
     _app_argument(parser)
     _debug_option(parser)
-    forwarded_option(parser)
+    from wsgigate.forwarded import add_forwarded_argument
 
-
-def forwarded_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--forwarded-allow-ips``, shared by the CGI, FastCGI and SCGI commands."""
-    parser.add_argument(
-        "--forwarded-allow-ips",
-        metavar="IPS",
-        help="comma-separated proxy addresses or networks (or *) whose X-Forwarded-Proto "
-        "header sets wsgi.url_scheme, checked against REMOTE_ADDR (default: none: only the "
-        "web server's HTTPS variable counts)",
-    )
+    add_forwarded_argument(parser)
 
 
 def args_check(parser: argparse.ArgumentParser) -> None:

@@ -10,10 +10,11 @@ server saw, must be one of them. Off unless asked for; not imported unless asked
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 from collections.abc import Iterable, Mapping
 
-__all__ = ["ForwardedScheme"]
+__all__ = ["ForwardedScheme", "add_forwarded_argument"]
 
 _SCHEMES = {"http": "http", "https": "https"}
 
@@ -57,6 +58,17 @@ class ForwardedScheme:
             return None
         # A chain of proxies appends: the first value is what the client itself spoke.
         return _SCHEMES.get(proto.partition(",")[0].strip().lower())
+
+
+def add_forwarded_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--forwarded-allow-ips``, shared by ``wsgigate cgi``, ``fastcgi`` and ``scgi``."""
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="comma-separated proxy addresses or networks (or *) whose X-Forwarded-Proto "
+        "header sets wsgi.url_scheme, checked against REMOTE_ADDR (default: none: only the "
+        "web server's HTTPS variable counts)",
+    )
 
 
 def _network(name: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

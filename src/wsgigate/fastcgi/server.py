@@ -280,6 +280,7 @@ class FastCGIHandler(ConnectionHandler):
         self.app = with_operations(app, config)  # --status-path / --ping-path, when set
         self.script_name = script_name
         self.debug = debug
+        self.forwarded = config.forwarded_scheme()  # --forwarded-allow-ips, or None
         self.multithread = config.threads > 1
         self.multiprocess = config.workers > 1
         self.max_conns = max(config.workers, 1) * max(config.threads, 1)
@@ -384,6 +385,7 @@ class FastCGIHandler(ConnectionHandler):
             multithread=self.multithread,
             multiprocess=self.multiprocess,
             run_once=False,
+            url_scheme=self.forwarded(meta) if self.forwarded is not None else None,
         )
         if begin.role == FILTER:
             data_length = meta.get("FCGI_DATA_LENGTH", "")

@@ -169,6 +169,7 @@ class SCGIHandler(ConnectionHandler):
         self.app = with_operations(app, config)  # --status-path / --ping-path, when set
         self.script_name = script_name
         self.debug = debug
+        self.forwarded = config.forwarded_scheme()  # --forwarded-allow-ips, or None
         self.max_header_size = max_header_size
         self.multithread = config.threads > 1
         self.multiprocess = config.workers > 1
@@ -215,6 +216,7 @@ class SCGIHandler(ConnectionHandler):
             multithread=self.multithread,
             multiprocess=self.multiprocess,
             run_once=False,
+            url_scheme=self.forwarded(meta) if self.forwarded is not None else None,
         )
         outcome = run_app(self.app, environ, exchange, debug=self.debug)
         conn.end_request(environ, outcome.status, outcome.sent, started)

@@ -15,6 +15,7 @@ from wsgigate.errors import ConfigurationError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable, Mapping
     from typing import Any
 
 
@@ -41,6 +42,7 @@ class ServerConfig:
     socket_mode: int | None = None
     socket_owner: str | None = None
     access_log_format: str | None = None
+    forwarded_allow_ips: str | None = None  # proxies whose X-Forwarded-Proto is believed
     # operations (server/status.py): status and ping pages, slow log, per-request timeout
     status_path: str = ""  # e.g. "/status": answered in front of the app
     ping_path: str = ""  # e.g. "/ping": answers "pong"
@@ -86,6 +88,19 @@ class ServerConfig:
             from wsgigate.server.accesslog import check_format
 
             check_format(self.access_log_format)
+        if self.forwarded_allow_ips is not None:
+            self.forwarded_scheme()
+
+    def forwarded_scheme(self) -> Callable[[Mapping[str, str]], str | None] | None:
+        """The handlers' ``X-Forwarded-Proto`` reader, or None when none is trusted."""
+        if self.forwarded_allow_ips is None:
+            return None
+        from wsgigate.forwarded import ForwardedScheme
+
+        try:
+            return ForwardedScheme(self.forwarded_allow_ips)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     @property
     def queue_size(self) -> int:
@@ -170,6 +185,9 @@ def add_server_arguments(parser: argparse.ArgumentParser, default_bind: str) -> 
         default=0,
         help="add up to this many requests at random to --max-requests, per worker",
     )
+    from wsgigate.forwarded import add_forwarded_argument
+
+    add_forwarded_argument(group)
     group.add_argument("--umask", type=_octal, help="process umask, octal (e.g. 007)")
     group.add_argument(
         "--socket-mode", type=_octal, help="mode of unix socket files, octal (e.g. 660)"
@@ -239,6 +257,7 @@ def config_from_args(args: argparse.Namespace, name: str, default_bind: str) -> 
         socket_mode=args.socket_mode,
         socket_owner=args.socket_owner,
         access_log_format=args.access_logformat,
+        forwarded_allow_ips=args.forwarded_allow_ips,
         status_path=args.status_path,
         ping_path=args.ping_path,
         status_bind=args.status_bind,

@@ -123,10 +123,10 @@ class Listener:
     # Read on every accept (worker.py): the plain ints, not the socket's enum properties.
     family: int = field(init=False, repr=False)
     fileno: int = field(init=False, repr=False)
-    # Whether accepted sockets get TCP_NODELAY and the I/O timeout from the listener
-    # (worker.tune_listener / tune_connection), and whether that was checked yet.
+    # Whether accepted sockets get TCP_NODELAY and the I/O timeout from the listener, and how
+    # many more connections to look at to find out (worker.tune_listener / tune_connection).
     inherited: bool = field(default=False, init=False, repr=False)
-    checked: bool = field(default=False, init=False, repr=False)
+    checks: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.family = int(self.sock.family)

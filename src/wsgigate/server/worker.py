@@ -792,20 +792,25 @@ def tune_listener(listener: Listener, timeout: float) -> None:
     """Set what every connection needs (TCP_NODELAY, the I/O timeout) on the listener itself.
 
     Linux copies these options into each socket ``accept()`` returns; whether this listener's
-    connections really get them is checked on its first connection (:func:`tune_connection`).
+    connections really get them is checked on its first connections (:func:`tune_connection`).
     """
     listener.inherited = False
-    listener.checked = False
+    listener.checks = _CHECKS
     with contextlib.suppress(OSError):
         _set_options(listener.sock, listener.family != socket.AF_UNIX, timeout)
 
 
+_CHECKS = 16  # connections looked at before a listener is taken for one that passes nothing on
+
+
 def tune_connection(sock: socket.socket, listener: Listener, timeout: float) -> None:
     """Give an accepted socket TCP_NODELAY and the I/O timeout, unless its listener passed them
-    on (learnt from the listener's first connection, then trusted)."""
+    on: learnt from one of its first connections, then trusted. A connection that was waiting
+    in the backlog before the options were set on the listener (systemd socket activation, a
+    connection during start-up) has none; the next ones are looked at, up to ``_CHECKS``."""
     tcp = listener.family != socket.AF_UNIX
-    if not listener.checked:
-        listener.checked = True
+    if listener.checks > 0:
+        listener.checks -= 1
         with contextlib.suppress(OSError):
             nodelay = not tcp or sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
             want = _timeval(timeout)

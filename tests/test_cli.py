@@ -151,21 +151,28 @@ def test_every_command_has_help_and_an_app_argument() -> None:
             assert args.app == "mod:app"
 
 
-def test_cgi_command_end_to_end() -> None:
-    env = {
+def _cgi_env(**meta: str) -> dict[str, str]:
+    """This process's environment plus a CGI request's meta-variables."""
+    return {
         **os.environ,
         "PYTHONPATH": str(ROOT / "src"),
         "GATEWAY_INTERFACE": "CGI/1.1",
-        "REQUEST_METHOD": "POST",
-        "SCRIPT_NAME": "/cgi-bin/hello",
-        "PATH_INFO": "/echo",
-        "QUERY_STRING": "",
         "SERVER_NAME": "localhost",
         "SERVER_PORT": "80",
         "SERVER_PROTOCOL": "HTTP/1.1",
-        "CONTENT_LENGTH": "5",
-        "CONTENT_TYPE": "text/plain",
+        **meta,
     }
+
+
+def test_cgi_command_end_to_end() -> None:
+    env = _cgi_env(
+        REQUEST_METHOD="POST",
+        SCRIPT_NAME="/cgi-bin/hello",
+        PATH_INFO="/echo",
+        QUERY_STRING="",
+        CONTENT_LENGTH="5",
+        CONTENT_TYPE="text/plain",
+    )
     result = subprocess.run(
         [sys.executable, "-m", "wsgigate", "cgi", "examples/hello.py:app"],
         cwd=ROOT,
@@ -185,17 +192,7 @@ def test_cgi_command_forwarded_allow_ips(tmp_path: Path) -> None:
         "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
         "    return [environ['wsgi.url_scheme'].encode()]\n"
     )
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "src"),
-        "GATEWAY_INTERFACE": "CGI/1.1",
-        "REQUEST_METHOD": "GET",
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "10.0.0.5",
-        "HTTP_X_FORWARDED_PROTO": "https",
-    }
+    env = _cgi_env(REQUEST_METHOD="GET", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_PROTO="https")
 
     def scheme(*options: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(

@@ -16,9 +16,8 @@ from binascii import b2a_base64
 from wsgigate.aws_lambda import _text_types, default_is_binary, infer_http_api, is_text_type
 from wsgigate.aws_lambda._common import (
     _PATH_SAFE,
-    _meta_names,
+    add_headers,
     encode_body,
-    meta_name,
     path_to_wsgi,
     quote_path,
     request_body,
@@ -94,22 +93,7 @@ def environ(
         "QUERY_STRING": query,
         "REQUEST_URI": uri,
     }
-    headers = event.get("headers")
-    if headers:
-        # add_headers() inline (this runs on every event)
-        names = _meta_names
-        for name, value in headers.items():
-            try:
-                key = names[name]  # cheaper than .get() where the name is known (nearly always)
-            except KeyError:
-                key = meta_name(name)
-            if value is None:
-                continue
-            if not value.isascii():
-                value = unicode_to_wsgi(value)
-            if key in meta:  # same header in two spellings of its name
-                value = meta[key] + ("; " if key == "HTTP_COOKIE" else ", ") + value
-            meta[key] = value
+    add_headers(meta, event.get("headers"))
     cookies = event.get("cookies")
     if cookies:
         cookie = "; ".join(cookies)

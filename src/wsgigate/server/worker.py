@@ -388,8 +388,8 @@ class Worker:
             self._wake()
         return None
 
-    def _serve(self, slot: int, conn: Connection) -> bool:
-        """Run the handler on ``conn``; True if the connection was kept (parked for later)."""
+    def _handle(self, slot: int, conn: Connection) -> bool:
+        """Run the handler on ``conn`` in thread slot ``slot``; True if it wants to keep it."""
         conn.slot = slot
         self.busy[slot] = time.monotonic()
         keep = False
@@ -406,7 +406,11 @@ class Worker:
                 self.untrack(slot)
             self.busy[slot] = 0.0
             conn.slot = -1
-        kept = keep and not self.stopping
+        return keep
+
+    def _serve(self, slot: int, conn: Connection) -> bool:
+        """Run the handler on ``conn``; True if the connection was kept (parked for later)."""
+        kept = self._handle(slot, conn) and not self.stopping
         if kept:
             self._returned.append(conn)
             self._wake()
@@ -461,23 +465,7 @@ class Worker:
         with self._lock:
             self._inflight += 1
         try:
-            conn.slot = 0
-            self.busy[0] = time.monotonic()
-            keep = False
-            try:
-                keep = self.handler.handle(conn)
-            except Exception:
-                log.exception(
-                    "%s: error serving a connection from %s",
-                    self.handler.name,
-                    conn.peer_host or conn.listener.address,
-                )
-            finally:
-                if self._req_start[0]:
-                    self.untrack(0)
-                self.busy[0] = 0.0
-                conn.slot = -1
-            if keep and not self.stopping:
+            if self._handle(0, conn) and not self.stopping:
                 self._returned.append(conn)  # parked by the loop, right after this
             else:
                 self._close(conn)

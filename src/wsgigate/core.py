@@ -612,9 +612,11 @@ class _Exchange(Outcome):
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise _invalid(f"body chunks must be bytes, not {type(data).__name__}")
             data = bytes(data)
-        if not data:
-            return
-        data = self._bounded(data)
+        if data:
+            self._send(self._bounded(data))
+
+    def _send(self, data: bytes) -> None:
+        """The head if it is not out yet, then ``data`` (if any): not the last chunk."""
         if not self.head_sent:
             self._head()
         if data:
@@ -667,14 +669,7 @@ class _Exchange(Outcome):
             _request(self.environ),
             remaining,
         )
-        if not self.head_sent:
-            self._head()
-        if data:
-            try:
-                self.writer.write(data)
-            except Exception as exc:
-                raise _disconnected(exc) from exc
-            self.sent += len(data)
+        self._send(data)
 
     def _bodiless(self) -> bool:
         """A HEAD request or a 1xx/204/304 status: Content-Length describes a body never sent."""

@@ -406,3 +406,37 @@ def test_sample_with_bad_base64_body_is_a_clear_400(
     assert "not base64" in error_log.text
     # The handler keeps serving.
     assert handler(powertools("apiGatewayProxyEvent"), None)["statusCode"] == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "proto", "port", "expected"),
+    [
+        # API Gateway speaks HTTPS only: no X-Forwarded-Proto means HTTPS
+        ("apiGatewayProxyEvent", None, None, ("https", "443")),
+        ("apiGatewayProxyV2Event", None, None, ("https", "443")),
+        # the last entry is what the AWS front end saw; an empty one falls back to the scheme's
+        ("apiGatewayProxyV2Event", "http, https", "8080, 443", ("https", "443")),
+        ("apiGatewayProxyV2Event", "https", "443, ", ("https", "443")),
+        ("apiGatewayProxyEvent", "http", None, ("http", "80")),
+        # an ALB listener can be plain HTTP: no header means HTTP
+        ("albEvent", None, None, ("http", "80")),
+        ("albEvent", "https", "8443", ("https", "8443")),
+    ],
+)
+def test_scheme_and_port_from_the_forwarded_headers(
+    name: str, proto: str | None, port: str | None, expected: tuple[str, str]
+) -> None:
+    event = powertools(name)
+    headers = {
+        key: value
+        for key, value in (event.get("headers") or {}).items()
+        if key.lower() not in ("x-forwarded-proto", "x-forwarded-port")
+    }
+    event.pop("multiValueHeaders", None)
+    if proto is not None:
+        headers["X-Forwarded-Proto"] = proto
+    if port is not None:
+        headers["X-Forwarded-Port"] = port
+    event["headers"] = headers
+    seen = json.loads(parse_response("rest", make_handler(echo_app)(event, None))[2])
+    assert (seen["wsgi.url_scheme"], seen["SERVER_PORT"]) == expected

@@ -162,6 +162,22 @@ def forwarded_for(value: str | None) -> str:
     return value.rpartition(",")[2].strip()
 
 
+def forwarded_scheme(meta: dict[str, str], *, https_by_default: bool) -> None:
+    """``HTTPS`` and ``SERVER_PORT`` from the last ``X-Forwarded-Proto`` / ``-Port`` entries (what
+    the AWS front end itself saw). API Gateway speaks HTTPS only: without the header, HTTPS."""
+    proto = meta.get("HTTP_X_FORWARDED_PROTO")
+    if proto is None:
+        https = https_by_default
+    else:
+        https = proto.rpartition(",")[2].strip().lower() == "https"
+    if https:
+        meta["HTTPS"] = "on"
+    port = meta.get("HTTP_X_FORWARDED_PORT")
+    if port:
+        port = port.rpartition(",")[2].strip()
+    meta["SERVER_PORT"] = port or ("443" if https else "80")
+
+
 def encode_body(
     body: bytes, headers: Headers, is_binary: Callable[[Headers], bool | None]
 ) -> tuple[str, bool]:

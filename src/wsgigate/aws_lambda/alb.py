@@ -17,6 +17,7 @@ from wsgigate.aws_lambda._common import (
     add_headers,
     add_multi_headers,
     encode_body,
+    forwarded_scheme,
     multi_value,
     path_to_wsgi,
     query_from_multi,
@@ -71,20 +72,8 @@ def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], by
         client = client.rpartition(",")[2].strip()
         if client:
             meta["REMOTE_ADDR"] = client
-    proto = meta.get("HTTP_X_FORWARDED_PROTO")
-    if proto and proto.rpartition(",")[2].strip().lower() == "https":
-        meta["HTTPS"] = "on"
-    port = meta.get("HTTP_X_FORWARDED_PORT")
-    if port:
-        port = port.rpartition(",")[2].strip()
-        if port:
-            meta["SERVER_PORT"] = port
-    body = event.get("body")
-    if not body:
-        return meta, b""
-    if event.get("isBase64Encoded"):
-        return meta, request_body(body, True)
-    return meta, body.encode("utf-8")
+    forwarded_scheme(meta, https_by_default=False)
+    return meta, request_body(event.get("body"), event.get("isBase64Encoded"))
 
 
 def response(

@@ -18,6 +18,7 @@ from wsgigate.aws_lambda._common import (
     _PATH_SAFE,
     add_headers,
     encode_body,
+    forwarded_scheme,
     path_to_wsgi,
     quote_path,
     request_body,
@@ -101,23 +102,12 @@ def environ(
     client = http.get("sourceIp")
     if client:  # unknown stays unset rather than made up; test events write "1.2.3.4/32"
         meta["REMOTE_ADDR"] = client.partition("/")[0] if "/" in client else client
-    proto = meta.get("HTTP_X_FORWARDED_PROTO")
-    port = meta.get("HTTP_X_FORWARDED_PORT")
-    if proto is None or proto.rpartition(",")[2].strip().lower() == "https":
-        meta["HTTPS"] = "on"
-        meta["SERVER_PORT"] = port.rpartition(",")[2].strip() if port else "443"
-    else:
-        meta["SERVER_PORT"] = port.rpartition(",")[2].strip() if port else "80"
+    forwarded_scheme(meta, https_by_default=True)
     if "HTTP_HOST" not in meta:
         domain = context.get("domainName")
         if domain:
             meta["SERVER_NAME"] = domain
-    body = event.get("body")
-    if not body:
-        return meta, b""
-    if event.get("isBase64Encoded"):
-        return meta, request_body(body, True)
-    return meta, body.encode()  # UTF-8 (the default is the fast path)
+    return meta, request_body(event.get("body"), event.get("isBase64Encoded"))
 
 
 # Header names (in order) -> (Content-Type name, Content-Encoding name) when no two names are the

@@ -12,6 +12,7 @@ from wsgigate.aws_lambda._common import (
     add_headers,
     encode_body,
     forwarded_for,
+    forwarded_scheme,
     path_to_wsgi,
     query_from_multi,
     request_body,
@@ -42,11 +43,7 @@ def lattice_meta(meta: dict[str, str], raw_path: str, query: str, options: Optio
     client = forwarded_for(meta.get("HTTP_X_FORWARDED_FOR"))
     if client:  # unknown stays unset rather than made up
         meta["REMOTE_ADDR"] = client
-    if forwarded_for(meta.get("HTTP_X_FORWARDED_PROTO")).lower() == "https":
-        meta["HTTPS"] = "on"
-    port = forwarded_for(meta.get("HTTP_X_FORWARDED_PORT"))
-    if port:
-        meta["SERVER_PORT"] = port
+    forwarded_scheme(meta, https_by_default=False)
 
 
 def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], bytes]:

@@ -14,6 +14,7 @@ from wsgigate.aws_lambda._common import (
     add_headers,
     add_multi_headers,
     encode_body,
+    forwarded_scheme,
     multi_value,
     path_to_wsgi,
     query_from_multi,
@@ -71,21 +72,10 @@ def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], by
     client = identity.get("sourceIp") if identity else None
     if client:  # unknown stays unset rather than made up; test events write "1.2.3.4/32"
         meta["REMOTE_ADDR"] = client.partition("/")[0] if "/" in client else client
-    proto = meta.get("HTTP_X_FORWARDED_PROTO")
-    port = meta.get("HTTP_X_FORWARDED_PORT")
-    if proto is None or proto.rpartition(",")[2].strip().lower() == "https":
-        meta["HTTPS"] = "on"
-        meta["SERVER_PORT"] = port.rpartition(",")[2].strip() or "443" if port else "443"
-    else:
-        meta["SERVER_PORT"] = port.rpartition(",")[2].strip() or "80" if port else "80"
+    forwarded_scheme(meta, https_by_default=True)
     if "HTTP_HOST" not in meta and context.get("domainName"):
         meta["SERVER_NAME"] = context["domainName"]
-    body = event.get("body")
-    if not body:
-        return meta, b""
-    if event.get("isBase64Encoded"):
-        return meta, request_body(body, True)
-    return meta, body.encode("utf-8")
+    return meta, request_body(event.get("body"), event.get("isBase64Encoded"))
 
 
 def response(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import select
-import socket
 import time
 from collections import deque
 
@@ -58,6 +57,7 @@ from wsgigate.server import (
     ServerConfig,
     linger,
     run_server,
+    send_closing,
 )
 from wsgigate.server.headwait import head_timeout, recv_head
 
@@ -153,6 +153,7 @@ class _Exchange:
     """One request on a connection: its input streams, the event pump and the response writer."""
 
     __slots__ = (
+        "conn",
         "sock",
         "codec",
         "request_id",
@@ -164,10 +165,12 @@ class _Exchange:
         "head",
         "poller",
         "keep_conn",
+        "closing",
     )
 
-    def __init__(self, sock: socket.socket, codec: FastCGIConnection, begin: BeginRequest) -> None:
-        self.sock = sock
+    def __init__(self, conn: Connection, codec: FastCGIConnection, begin: BeginRequest) -> None:
+        self.conn = conn
+        self.sock = conn.sock
         self.codec = codec
         self.request_id = begin.request_id
         self.role = begin.role
@@ -179,6 +182,7 @@ class _Exchange:
         self.head = b""
         self.poller: select.poll | None = None
         self.keep_conn = begin.keep_conn
+        self.closing = False  # the answer went with the end of stream: close, do not keep
 
     def _events(self) -> bool:
         """Dispatch the events already buffered; True if any concerned this request."""
@@ -250,16 +254,24 @@ class _Exchange:
             data = self.head + data
             self.head = b""
         codec = self.codec
-        if not self.keep_conn and not self.stdin.ended and self.stdin.size < PENDING_INPUT_LIMIT:
-            # The connection will close: see whether the end of STDIN is already here (nginx
-            # sends it with the PARAMS), so the lingering drain is only done when needed.
+        # A kept connection closes after this answer too when the worker is stopping.
+        closing = not self.keep_conn or (self.conn.stopping and not codec.buffered)
+        if closing and not self.stdin.ended and self.stdin.size < PENDING_INPUT_LIMIT:
+            # See whether the end of STDIN is already here (nginx sends it with the PARAMS),
+            # so the lingering drain before the close is only done when needed.
             self._events()
             if not self.stdin.ended:
                 self.pump(block=False)
         if data:
             codec.stdout(self.request_id, data)
         codec.end_request(self.request_id)
-        self.sock.sendall(codec.data_to_send())
+        if closing and self.keep_conn:
+            # The web server would put this connection back in its pool: the close must reach
+            # it with the answer, not after (see send_closing).
+            send_closing(self.sock, codec.data_to_send())
+            self.closing = True
+        else:
+            self.sock.sendall(codec.data_to_send())
 
 
 class FastCGIHandler(ConnectionHandler):
@@ -293,7 +305,11 @@ class FastCGIHandler(ConnectionHandler):
         codec: FastCGIConnection = conn.state or self._codec()
         conn.state = codec
         sock = conn.sock
-        served = False
+        # Once this call has read something, a connection with no request under way and no
+        # partial record goes back to the worker: what woke it may have been the trailing
+        # empty STDIN record of the last request, and waiting here for the next request would
+        # hold a --threads 0 worker (and the connections behind it) until one came.
+        received = False
         head_by = 0.0  # the head's deadline, from its first read (server/headwait.py)
         try:
             while True:
@@ -308,14 +324,15 @@ class FastCGIHandler(ConnectionHandler):
                         sock.sendall(pending)
                     if codec.should_close:
                         return False
-                    if served and not codec.buffered and not codec.active_requests:
-                        return not conn.stopping
+                    if received and not codec.buffered and not codec.active_requests:
+                        return True  # kept: parked by the worker (closed once rested if stopping)
                     if head_by:
                         data = recv_head(sock, RECV_SIZE, head_by, self.head_timeout)
                     else:  # the first read finds what woke the worker: no deadline to set
                         data = sock.recv(RECV_SIZE)
                         head_by = time.monotonic() + self.head_timeout
                     codec.receive_data(data)
+                    received = True
                     continue
                 if isinstance(event, ConnectionClosed):
                     return False
@@ -323,11 +340,9 @@ class FastCGIHandler(ConnectionHandler):
                     head_by = head_by or time.monotonic() + self.head_timeout
                     if not self._serve(conn, codec, event, head_by):
                         return False
-                    served = True
+                    received = True
                     head_by = 0.0
                     if codec.should_close:
-                        return False
-                    if conn.stopping and not codec.buffered:
                         return False
                     continue
                 raise ProtocolError(f"{type(event).__name__} outside a request")
@@ -342,7 +357,7 @@ class FastCGIHandler(ConnectionHandler):
         self, conn: Connection, codec: FastCGIConnection, begin: BeginRequest, head_by: float
     ) -> bool:
         """Run one request; False when the connection must close (peer gone, response cut)."""
-        exchange = _Exchange(conn.sock, codec, begin)
+        exchange = _Exchange(conn, codec, begin)
         # Wait for the whole PARAMS stream (the codec collects it across records).
         while True:
             try:
@@ -403,9 +418,9 @@ class FastCGIHandler(ConnectionHandler):
             # The app failed mid-response, or the socket broke: no END_REQUEST, so the web
             # server knows the response is cut off.
             return False
-        if codec.should_close:
-            self._linger(conn, exchange)
-        return True
+        if codec.should_close or exchange.closing:
+            self._linger(conn, exchange)  # unread STDIN, or the close resets the answer
+        return not exchange.closing
 
     def _answer(
         self, conn: Connection, codec: FastCGIConnection, request_id: int, status: int, why: str
@@ -425,7 +440,7 @@ class FastCGIHandler(ConnectionHandler):
         self._answer(conn, codec, exc.request_id, exc.status_hint, str(exc))
 
     def _linger(self, conn: Connection, exchange: _Exchange) -> None:
-        """Without FCGI_KEEP_CONN: read (and drop) unread STDIN before closing, briefly."""
+        """Before a close: read (and drop) unread STDIN, briefly."""
         if not (exchange.stdin.ended or exchange.closed):
             linger(conn.sock, LINGER_SECONDS, LINGER_BYTES)
 

@@ -26,6 +26,7 @@ from wsgigate.server.worker import (
     ConnectionHandler,
     Worker,
     linger,
+    send_closing,
 )
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "linger",
     "parse_bind",
     "run_server",
+    "send_closing",
 ]
 
 log = logging.getLogger("wsgigate.error")

@@ -49,6 +49,8 @@ log = logging.getLogger("wsgigate.error")
 slow_log = logging.getLogger("wsgigate.slow")
 
 _SLOW, _TIMED_OUT = 1, 2  # per-request flags: logged as slow, stopped by --request-timeout
+# While stopping, an idle kept-alive connection is closed once it has rested this long (seconds)
+STOP_IDLE_REST = 0.25
 
 
 class RequestTimeout(Exception):
@@ -410,7 +412,8 @@ class Worker:
 
     def _serve(self, slot: int, conn: Connection) -> bool:
         """Run the handler on ``conn``; True if the connection was kept (parked for later)."""
-        kept = self._handle(slot, conn) and not self.stopping
+        # Kept even while stopping: the main thread closes it once it has rested (see run())
+        kept = self._handle(slot, conn)
         if kept:
             self._returned.append(conn)
             self._wake()
@@ -465,7 +468,7 @@ class Worker:
         with self._lock:
             self._inflight += 1
         try:
-            if self._handle(0, conn) and not self.stopping:
+            if self._handle(0, conn):
                 self._returned.append(conn)  # parked by the loop, right after this
             else:
                 self._close(conn)
@@ -517,6 +520,14 @@ class Worker:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(self.config.timeout or None)
         return Connection(sock, peer, listener, self)
+
+    def _close_idle(self, selector: selectors.BaseSelector, parked_before: float) -> None:
+        """Close the idle kept-alive connections parked before ``parked_before``."""
+        for fileno, conn in list(self._idle.items()):
+            if conn.idle_since < parked_before:
+                selector.unregister(conn.sock)
+                del self._idle[fileno]
+                self._close(conn)
 
     def _is_hung(self, now: float) -> bool:
         timeout = self.config.timeout
@@ -593,10 +604,9 @@ class Worker:
                     if self.scoreboard is not None:
                         self.publish()
                 while self._returned:
+                    # Parked even while stopping (kept just before the stop began): closed
+                    # once it has rested, like every idle connection then.
                     conn = self._returned.popleft()
-                    if self.stopping:
-                        self._close(conn)
-                        continue
                     conn.idle_since = now
                     self._idle[conn.sock.fileno()] = conn
                     selector.register(conn.sock, selectors.EVENT_READ, conn)
@@ -624,19 +634,15 @@ class Worker:
                                 selector.unregister(listener.sock)
                             if self.forked:
                                 listener.close()  # the arbiter keeps its copy
-                        for conn in list(self._idle.values()):
-                            selector.unregister(conn.sock)
-                            # A request the front end sent on it in this very instant is
-                            # served (then the connection closes), not cut off: nginx would
-                            # log "upstream prematurely closed" and retry it.
-                            if _has_data(conn.sock):
-                                self._dispatch(conn)
-                            else:
-                                self._close(conn)
-                        self._idle.clear()
+                    # Idle kept-alive connections stay watched until they have rested: the
+                    # front end takes the one it used last first (nginx's pool is a stack), so
+                    # closing one it just gave back races with its next request (a GET is
+                    # retried elsewhere, a POST gets a 502). A request on one is served, and
+                    # the handler closes the connection with its answer.
+                    self._close_idle(selector, now - STOP_IDLE_REST)
                     with self._lock:
                         inflight = self._inflight
-                    if not inflight and not self._returned:
+                    if not inflight and not self._returned and not self._idle:
                         break
                     if now > deadline:
                         log.warning(
@@ -646,12 +652,7 @@ class Worker:
                         )
                         break
                 elif self.config.keepalive is not None:
-                    limit = now - self.config.keepalive
-                    for fileno, conn in list(self._idle.items()):
-                        if conn.idle_since < limit:
-                            selector.unregister(conn.sock)
-                            del self._idle[fileno]
-                            self._close(conn)
+                    self._close_idle(selector, now - self.config.keepalive)
                 if self.heartbeat is not None and now - last_beat >= 0.5:
                     if self._is_hung(now):
                         if not self._hung_logged:
@@ -717,14 +718,19 @@ def linger(sock: socket.socket, seconds: float, max_bytes: int = 64 << 20) -> No
             dropped += len(data)
 
 
-def _has_data(sock: socket.socket) -> bool:
-    """Whether ``sock`` has bytes (or an end of stream) to read right now."""
-    try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
-    except (BlockingIOError, InterruptedError):
-        return False
-    except OSError:
-        return False
+def send_closing(sock: socket.socket, data: bytes) -> None:
+    """Send ``data``, the last bytes on a kept-alive connection, with the end of stream.
+
+    Over TCP the data is held back (``MSG_MORE``) until ``shutdown()`` adds the FIN to the same
+    segment, so the front end reads the last answer and the close together and never puts the
+    connection back in its keep-alive pool for another request. The caller closes ``sock``.
+    """
+    if sock.family == socket.AF_UNIX:
+        sock.sendall(data)
+    else:
+        sock.sendall(data, socket.MSG_MORE)
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
 
 
 def _async_raise(ident: int, exc: type[BaseException] | None) -> None:

@@ -139,7 +139,7 @@ def _url_scheme(meta: "Mapping[str, str]") -> str:
 def build_environ(
     meta: "Mapping[str, str]",
     *,
-    stdin: "InputStream",
+    stdin: "InputStream | IO[bytes]",
     errors: "IO[str] | ErrorStream",
     multithread: bool,
     multiprocess: bool,
@@ -217,8 +217,8 @@ class InputStream:
     a truncated upload for a complete one.
 
     ``buffered`` is body the gateway already holds, served before anything from ``raw``
-    (``length`` counts only what is still to come from ``raw``). A whole body in memory, as a
-    Lambda event carries it, is ``InputStream(None, 0, body)``: no file object around it.
+    (``length`` counts only what is still to come from ``raw``). A body that is wholly in memory
+    before the request starts (a Lambda event's) needs none of this: ``io.BytesIO`` serves it.
     """
 
     __slots__ = ("_buffer", "_raw", "_remaining", "_length")

@@ -26,6 +26,8 @@ The application finds the raw event in ``environ["aws.event"]``, the Lambda cont
 # This module is the whole cold-start import of the gateway (the event sources load with their
 # first event): it skips `from __future__ import annotations` (typing-only annotations are
 # quoted) and imports wsgigate.errors only where an error is raised, as wsgigate.core does.
+from io import BytesIO
+
 from wsgigate.core import ErrorStream, InputStream, build_environ, run_app
 
 TYPE_CHECKING = False
@@ -330,7 +332,9 @@ class Handler:
         if body:
             # CONTENT_LENGTH from the body alone: whatever a header claimed, this is what came.
             meta["CONTENT_LENGTH"] = str(len(body))
-            stdin = InputStream(None, 0, body)  # the whole body is in memory already
+            # The whole body is in memory already: nothing to bound or wait for, so the C
+            # io.BytesIO serves as wsgi.input (half the cost of making an InputStream).
+            stdin: InputStream | BytesIO = BytesIO(body)
         else:
             if "CONTENT_LENGTH" in meta:
                 del meta["CONTENT_LENGTH"]

@@ -642,3 +642,25 @@ def test_max_requests_jitter_spreads_the_limit() -> None:
     limits = {Worker([], ConnectionHandler(), config).max_requests for _ in range(40)}
     assert min(limits) >= 100 and max(limits) <= 150
     assert len(limits) > 5  # drawn per worker, so workers do not all recycle at once
+
+
+def test_stalled_upload_is_cut_off_by_the_io_timeout(app_file: Path, tmp_path: Path) -> None:
+    """--timeout is the socket's I/O timeout (SO_RCVTIMEO, inherited from the listener): a web
+    server that stops sending in the middle of a body frees the thread after about that long
+    (the app's read fails: 500, then close, as with the settimeout() it replaced), and the
+    worker (its other thread idle, so no hung-worker kill) keeps serving."""
+    args = ("--workers", "1", "--threads", "2", "--timeout", "2")
+    with fastcgi_server(app_file, tmp_path, *args) as server:
+        pid = get(server, "/pid").body  # type: ignore[attr-defined]
+        with Raw(server) as raw:
+            raw.begin(1, "/echo", keep=False, method="POST", params={"CONTENT_LENGTH": "10"})
+            raw.client.stdin(1, b"ab")  # 2 of 10 bytes, then nothing
+            raw.flush()
+            started = time.monotonic()
+            events = raw.events(timeout=10)  # until the server closes the connection
+            waited = time.monotonic() - started
+        assert isinstance(events[-1], ConnectionClosed)
+        # the app's read failed after --timeout: a 500, then the connection closes
+        assert stdout_of(events).startswith(b"Status: 500"), events
+        assert 1.5 < waited < 7, waited
+        assert get(server, "/pid").body == pid  # type: ignore[attr-defined]

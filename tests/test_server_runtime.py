@@ -506,5 +506,52 @@ def test_file_descriptors_above_1024(tmp_path: Path) -> None:
             assert ask(server).startswith("pid ")
 
 
+@pytest.mark.parametrize("family", ["tcp", "unix"])
+def test_accepted_sockets_get_nodelay_and_the_kernel_timeout(tmp_path: Path, family: str) -> None:
+    """The listener carries TCP_NODELAY and --timeout (SO_RCVTIMEO/SO_SNDTIMEO); every accepted
+    socket has them, inherited (TCP) or set on it (unix, and a connection that waited in the
+    backlog from before the listener was tuned), and stays blocking for Python."""
+    import struct
+
+    from wsgigate.server import BindSpec, ConnectionHandler, Listener, ServerConfig, Worker
+    from wsgigate.server.worker import tune_listener
+
+    if family == "tcp":
+        sock = socket.create_server(("127.0.0.1", 0))
+        address: object = sock.getsockname()
+    else:
+        address = str(tmp_path / "t.sock")
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(address)
+        sock.listen()
+    sock.setblocking(False)
+    listener = Listener(sock, BindSpec(family), "t")
+    config = ServerConfig(name="t", bind=[], threads=0, workers=0, timeout=7.5)
+    worker = Worker([listener], ConnectionHandler(), config)
+    timeval = struct.Struct("@ll")
+    clients = [socket.socket(sock.family)]
+    clients[0].connect(address)  # queued before the listener is tuned: inherits nothing
+    tune_listener(listener, config.timeout)
+    try:
+        for _ in range(3):  # the first of these tells whether the options are inherited
+            clients.append(socket.socket(sock.family))
+            clients[-1].connect(address)
+        for _ in clients:  # the untuned one first (the backlog is in order)
+            accepted, peer = sock.accept()
+            conn = worker._connection(accepted, peer, listener)
+            with conn.sock as got:
+                assert got.gettimeout() is None
+                for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+                    value = got.getsockopt(socket.SOL_SOCKET, option, timeval.size)
+                    assert timeval.unpack(value) == (7, 500000)
+                if family == "tcp":
+                    assert got.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert listener.inherited == (family == "tcp")
+    finally:
+        for client in clients:
+            client.close()
+        sock.close()
+
+
 if __name__ == "__main__":
     _serve_lines()

@@ -349,6 +349,9 @@ class FastCGIHandler(ConnectionHandler):
         except ProtocolError as exc:
             log.warning("fastcgi: closing the connection from %s: %s", _peer(conn), exc)
             return False
+        except BlockingIOError:  # SO_RCVTIMEO/SO_SNDTIMEO, the socket's --timeout
+            log.info("fastcgi: connection from %s timed out (--timeout)", _peer(conn))
+            return False
         except (OSError, ClientDisconnected) as exc:
             log.info("fastcgi: connection from %s lost: %s", _peer(conn), exc)
             return False

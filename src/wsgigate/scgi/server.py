@@ -197,6 +197,8 @@ class SCGIHandler(ConnectionHandler):
         except ProtocolError as exc:
             log.warning("scgi: refusing a request from %s: %s", _peer(conn), exc)
             self._refuse(conn, exc.status_hint)
+        except BlockingIOError:  # SO_RCVTIMEO/SO_SNDTIMEO, the socket's --timeout
+            log.info("scgi: connection from %s timed out (--timeout)", _peer(conn))
         except (OSError, ClientDisconnected) as exc:
             log.info("scgi: connection from %s lost: %s", _peer(conn), exc)
         return False

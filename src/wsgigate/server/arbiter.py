@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from wsgigate.server.worker import Worker
+from wsgigate.server.worker import Worker, tune_listener
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -266,6 +266,8 @@ class Arbiter:
     # -- main loop ---------------------------------------------------------------------------
 
     def run(self) -> int:
+        for listener in self.listeners:  # before any worker exists: fewer untuned connections
+            tune_listener(listener, self.config.timeout)
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)

@@ -120,6 +120,17 @@ class Listener:
     address: str  # what was actually bound, e.g. 127.0.0.1:40123 for port 0
     owned_path: str | None = None
     owned_inode: tuple[int, int, int] | None = field(default=None, repr=False)
+    # Read on every accept (worker.py): the plain ints, not the socket's enum properties.
+    family: int = field(init=False, repr=False)
+    fileno: int = field(init=False, repr=False)
+    # Whether accepted sockets get TCP_NODELAY and the I/O timeout from the listener, and how
+    # many more connections to look at to find out (worker.tune_listener / tune_connection).
+    inherited: bool = field(default=False, init=False, repr=False)
+    checks: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.family = int(self.sock.family)
+        self.fileno = self.sock.fileno()
 
     @property
     def is_unix(self) -> bool:

@@ -1,4 +1,4 @@
-"""One worker: an accept loop on ``selectors`` (epoll/poll, never ``select()``) feeding a bounded
+"""One worker: an accept loop on epoll (poll elsewhere, never ``select()``) feeding a bounded
 pool of threads that run the protocol's :class:`ConnectionHandler`.
 
 ``--threads 0`` is the other shape (gunicorn's sync worker, uWSGI's default): no pool, the main
@@ -16,6 +16,11 @@ switches per connection, the runtime's main cost when every request opens a conn
 every thread is busy and the queue is full, the handler's ``overloaded`` hook answers the new
 connection (FastCGI: ``END_REQUEST`` with ``FCGI_OVERLOADED``) instead of leaving it to a bare
 close.
+
+Per connection the runtime makes only the system calls it needs (accept, recv, send, close): the
+listener carries TCP_NODELAY and the I/O timeout (SO_RCVTIMEO/SO_SNDTIMEO) that accepted sockets
+inherit, and sockets stay blocking for Python, so no setsockopt, no ioctl and no poll() before
+each recv and send.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ import logging
 import os
 import queue
 import random
-import selectors
+import select
 import signal
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -60,9 +66,10 @@ class RequestTimeout(Exception):
 class Connection:
     """One accepted connection, as a handler sees it.
 
-    ``sock`` is blocking with the server's I/O timeout; ``peer`` is what ``accept()`` returned
-    (``""`` for unix sockets); ``state`` is the handler's own per-connection object (a codec)
-    kept across requests on a kept-alive connection.
+    ``sock`` is blocking, with the server's I/O timeout set in the kernel (SO_RCVTIMEO and
+    SO_SNDTIMEO: a recv or send that waits longer raises ``BlockingIOError``); ``peer`` is what
+    ``accept()`` returned (``""`` for unix sockets); ``state`` is the handler's own
+    per-connection object (a codec) kept across requests on a kept-alive connection.
     """
 
     __slots__ = ("sock", "peer", "listener", "worker", "state", "idle_since", "slot")
@@ -501,11 +508,12 @@ class Worker:
             self._close(conn)
 
     def _accept(self, listener: Listener) -> None:
+        accept = listener.sock.accept
         for _ in range(64):  # bounded, so parked connections get their turn
             if self.stopping:
                 return
             try:
-                sock, peer = listener.sock.accept()
+                sock, peer = accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -515,19 +523,29 @@ class Worker:
             self._dispatch(self._connection(sock, peer, listener))
 
     def _connection(self, sock: socket.socket, peer: Any, listener: Listener) -> Connection:
-        if sock.family != socket.AF_UNIX:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(self.config.timeout or None)
+        """Wrap an accepted descriptor: a blocking socket whose I/O timeout is the kernel's.
+
+        ``--timeout`` is set as SO_RCVTIMEO/SO_SNDTIMEO, and TCP_NODELAY, on the listener
+        once (see :func:`tune_listener`); Linux passes them on to every accepted TCP socket, so
+        a connection costs no setsockopt, and, its socket being blocking for Python, no poll()
+        before each recv and send (what ``settimeout()`` costs). A listener that does not pass
+        them on (unix sockets) gets them set on each connection.
+        """
+        if not listener.inherited:
+            tune_connection(sock, listener, self.config.timeout)
         return Connection(sock, peer, listener, self)
 
-    def _close_idle(self, selector: selectors.BaseSelector, parked_before: float) -> None:
-        """Close the idle kept-alive connections parked before ``parked_before``."""
+    def _close_idle(self, selector: _Poller, parked_before: float) -> None:
+        """Close the idle kept-alive connections parked before ``parked_before``; one with a
+        request waiting (it came while this thread was busy, say with --threads 0) is served."""
         for fileno, conn in list(self._idle.items()):
             if conn.idle_since < parked_before:
-                selector.unregister(conn.sock)
+                selector.unregister(fileno)
                 del self._idle[fileno]
-                self._close(conn)
+                if _has_data(conn.sock):
+                    self._dispatch(conn)
+                else:
+                    self._close(conn)
 
     def _is_hung(self, now: float) -> bool:
         timeout = self.config.timeout
@@ -543,13 +561,14 @@ class Worker:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._install_signals()
-        selector = selectors.DefaultSelector()
-        selector.register(self._wake_r, selectors.EVENT_READ, None)
+        selector = _Poller()
+        selector.register(self._wake_r, None)
         for listener in self.listeners:
-            selector.register(listener.sock, selectors.EVENT_READ, listener)
+            tune_listener(listener, self.config.timeout)
+            selector.register(listener.fileno, listener)
         status = self.status_listener
         if status is not None:
-            selector.register(status.sock, selectors.EVENT_READ, status)
+            selector.register(status.sock.fileno(), status)
         self.pid = os.getpid()
         if self.scoreboard is not None:
             from wsgigate.server.status import set_process_state
@@ -578,17 +597,20 @@ class Worker:
         deadline = 0.0
         last_beat = 0.0
         last_tick = 0.0
+        last_sweep = 0.0
         tick = self._tick
+        keepalive = self.config.keepalive
+        sweep = min(tick, keepalive / 4) if keepalive is not None else 0.0
         try:
             while not self.forced:
-                for key, _ in selector.select(0.05 if self.stopping or self._throttled else tick):
-                    data = key.data
+                for data in selector.select(0.05 if self.stopping or self._throttled else tick):
                     if data is None:
                         with contextlib.suppress(OSError):
                             os.read(self._wake_r, 4096)
-                    elif isinstance(data, Connection):
-                        selector.unregister(data.sock)
-                        del self._idle[data.sock.fileno()]
+                    elif type(data) is Connection:
+                        fileno = data.sock.fileno()
+                        selector.unregister(fileno)
+                        del self._idle[fileno]
                         self._dispatch(data)
                     elif data is status and status is not None:
                         from wsgigate.server.status import accept_status
@@ -608,16 +630,17 @@ class Worker:
                     # once it has rested, like every idle connection then.
                     conn = self._returned.popleft()
                     conn.idle_since = now
-                    self._idle[conn.sock.fileno()] = conn
-                    selector.register(conn.sock, selectors.EVENT_READ, conn)
+                    fileno = conn.sock.fileno()
+                    self._idle[fileno] = conn
+                    selector.register(fileno, conn)
                 if self._share and listening and not self.stopping:
                     saturated = self._inflight >= self.pool_size
                     if saturated != self._throttled:
                         for listener in self.listeners:
                             if saturated:
-                                selector.unregister(listener.sock)
+                                selector.unregister(listener.fileno)
                             else:
-                                selector.register(listener.sock, selectors.EVENT_READ, listener)
+                                selector.register(listener.fileno, listener)
                         self._throttled = saturated
                 if self.stopping:
                     if listening:
@@ -631,7 +654,7 @@ class Worker:
                         deadline = now + self.config.graceful_timeout
                         for listener in self.listeners:
                             if not self._throttled:
-                                selector.unregister(listener.sock)
+                                selector.unregister(listener.fileno)
                             if self.forked:
                                 listener.close()  # the arbiter keeps its copy
                     # Idle kept-alive connections stay watched until they have rested: the
@@ -651,8 +674,11 @@ class Worker:
                             inflight,
                         )
                         break
-                elif self.config.keepalive is not None:
-                    self._close_idle(selector, now - self.config.keepalive)
+                elif keepalive is not None and self._idle and now - last_sweep >= sweep:
+                    # Idle kept-alive connections past --keep-alive, looked at a few times per
+                    # --keep-alive period (not after every event: nginx keeps 16 of them).
+                    last_sweep = now
+                    self._close_idle(selector, now - keepalive)
                 if self.heartbeat is not None and now - last_beat >= 0.5:
                     if self._is_hung(now):
                         if not self._hung_logged:
@@ -668,7 +694,7 @@ class Worker:
         finally:
             signal.set_wakeup_fd(-1)
             if status is not None:
-                selector.unregister(status.sock)
+                selector.unregister(status.sock.fileno())
             for _ in threads:
                 self._queue.put(None)
             for conn in list(self._idle.values()):
@@ -696,6 +722,100 @@ OVERLOADED_ANSWER = (
 )
 
 
+class _Poller:
+    """The main thread's readiness loop: epoll where there is one, else poll (never select()).
+
+    Registered by file descriptor with the object :meth:`select` hands back. Listeners are not
+    registered EPOLLEXCLUSIVE: an exclusive wake-up taken by a worker that is stopping (it
+    accepts nothing more) would leave the connection waiting in the backlog with no sibling
+    woken for it; the CPU it saved per request was lost in the measurement noise.
+    """
+
+    def __init__(self) -> None:
+        self._data: dict[int, Any] = {}
+        self._epoll: Any = None
+        self._poll: Any = None
+        if hasattr(select, "epoll"):
+            self._epoll = select.epoll()
+        else:  # pragma: no cover - not Linux
+            self._poll = select.poll()
+
+    def register(self, fd: int, data: Any) -> None:
+        if self._epoll is None:  # pragma: no cover - not Linux
+            self._poll.register(fd, select.POLLIN)
+        else:
+            self._epoll.register(fd, select.EPOLLIN)
+        self._data[fd] = data
+
+    def unregister(self, fd: int) -> None:
+        del self._data[fd]
+        with contextlib.suppress(OSError, ValueError):
+            (self._epoll or self._poll).unregister(fd)
+
+    def select(self, timeout: float) -> list[Any]:
+        if self._epoll is not None:
+            ready = self._epoll.poll(timeout)
+        else:  # pragma: no cover - not Linux
+            ready = self._poll.poll(timeout * 1000)
+        data = self._data
+        return [data[fd] for fd, _ in ready if fd in data]
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+
+
+_TIMEVAL = struct.Struct("@ll")  # struct timeval, for SO_RCVTIMEO / SO_SNDTIMEO
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    return _TIMEVAL.pack(whole, int((seconds - whole) * 1e6))
+
+
+def _set_options(sock: socket.socket, tcp: bool, timeout: float) -> None:
+    if tcp:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    value = _timeval(timeout)  # 0: no timeout
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
+def tune_listener(listener: Listener, timeout: float) -> None:
+    """Set what every connection needs (TCP_NODELAY, the I/O timeout) on the listener itself.
+
+    Linux copies these options into each socket ``accept()`` returns; whether this listener's
+    connections really get them is checked on its first connections (:func:`tune_connection`).
+    """
+    listener.inherited = False
+    listener.checks = _CHECKS
+    with contextlib.suppress(OSError):
+        _set_options(listener.sock, listener.family != socket.AF_UNIX, timeout)
+
+
+_CHECKS = 16  # connections looked at before a listener is taken for one that passes nothing on
+
+
+def tune_connection(sock: socket.socket, listener: Listener, timeout: float) -> None:
+    """Give an accepted socket TCP_NODELAY and the I/O timeout, unless its listener passed them
+    on: learnt from one of its first connections, then trusted. A connection that was waiting
+    in the backlog before the options were set on the listener (systemd socket activation, a
+    connection during start-up) has none; the next ones are looked at, up to ``_CHECKS``."""
+    tcp = listener.family != socket.AF_UNIX
+    if listener.checks > 0:
+        listener.checks -= 1
+        with contextlib.suppress(OSError):
+            nodelay = not tcp or sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            want = _timeval(timeout)
+            got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _TIMEVAL.size)
+            sent = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _TIMEVAL.size)
+            listener.inherited = bool(nodelay) and got == want and sent == want
+        if listener.inherited:
+            return
+    with contextlib.suppress(OSError):
+        _set_options(sock, tcp, timeout)
+
+
 def linger(sock: socket.socket, seconds: float, max_bytes: int = 64 << 20) -> None:
     """Half-close, then read and drop what the web server still sends, for at most ``seconds``.
 
@@ -716,6 +836,14 @@ def linger(sock: socket.socket, seconds: float, max_bytes: int = 64 << 20) -> No
             if not data:
                 break
             dropped += len(data)
+
+
+def _has_data(sock: socket.socket) -> bool:
+    """Whether ``sock`` has bytes (or an end of stream) to read right now."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except OSError:  # BlockingIOError (nothing), or a broken connection: close it
+        return False
 
 
 def send_closing(sock: socket.socket, data: bytes) -> None:

@@ -24,8 +24,8 @@ from wsgigate.aws_lambda._common import (
     request_body,
     single_value_with_cookies,
     split_prefix,
+    status_code,
 )
-from wsgigate.core import _statuses as _codes  # status line -> code, of lines seen valid
 from wsgigate.core import unicode_to_wsgi
 
 TYPE_CHECKING = False
@@ -81,7 +81,7 @@ def response(
 ) -> dict[str, Any]:
     text, is_base64 = encode_body(body, headers, options.is_binary)
     answer: dict[str, Any] = {
-        "statusCode": _codes.get(status) or int(status[:3]),
+        "statusCode": status_code(status) or int(status[:3]),
         "statusDescription": status,
         "body": text,
         "isBase64Encoded": is_base64,

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 from binascii import b2a_base64
 
-from wsgigate.aws_lambda import _text_types, default_is_binary, infer_http_api, is_text_type
+from wsgigate.aws_lambda import default_is_binary, infer_http_api, is_text_type
 from wsgigate.aws_lambda._common import (
-    _PATH_SAFE,
     add_headers,
     encode_body,
     forwarded_scheme,
+    is_path_safe,
+    known_text_type,
     path_to_wsgi,
     quote_path,
     request_body,
     split_prefix,
+    status_code,
 )
-from wsgigate.core import _statuses as _codes  # status line -> code, of lines seen valid
 from wsgigate.core import unicode_to_wsgi
 
 TYPE_CHECKING = False
@@ -73,7 +74,7 @@ def environ(
             path = path_to_wsgi(raw_path, encoded=True)
         if not uri.isascii():
             uri = unicode_to_wsgi(uri)  # raw non-ASCII as sent: UTF-8 bytes as latin-1 (PEP 3333)
-    elif raw_path.isascii() and _PATH_SAFE.issuperset(uri):
+    elif raw_path.isascii() and is_path_safe(uri):
         path = raw_path  # the usual case: nothing to decode, nothing to re-encode
     else:
         path = raw_path if raw_path.isascii() else path_to_wsgi(raw_path, encoded=False)
@@ -157,7 +158,7 @@ def response(
             binary = True  # a Content-Encoding other than identity: binary whatever the type
         elif content_type is not None:
             value = single[content_type]
-            known = _text_types.get(value)
+            known = known_text_type(value)
             binary = not (is_text_type(value) if known is None else known)
         else:
             binary = False
@@ -169,7 +170,7 @@ def response(
             except UnicodeDecodeError:  # declared as text (or not at all) but is not UTF-8
                 text, is_base64 = b2a_base64(body, newline=False).decode("ascii"), True
     return {
-        "statusCode": _codes.get(status) or int(status[:3]),
+        "statusCode": status_code(status) or int(status[:3]),
         "headers": single,
         "body": text,
         "isBase64Encoded": is_base64,
@@ -191,7 +192,7 @@ def _response(status: str, headers: Headers, body: bytes, options: Options) -> d
             cookies.append(value)
             continue
         if lower == "content-type":
-            known = _text_types.get(value)
+            known = known_text_type(value)
             binary = not (is_text_type(value) if known is None else known)
         elif lower == "content-encoding" and value.strip().lower() not in ("", "identity"):
             encoded = True
@@ -213,7 +214,7 @@ def _response(status: str, headers: Headers, body: bytes, options: Options) -> d
         except UnicodeDecodeError:  # declared as text (or not at all) but is not UTF-8
             text, is_base64 = b2a_base64(body, newline=False).decode("ascii"), True
     answer: dict[str, Any] = {
-        "statusCode": _codes.get(status) or int(status[:3]),
+        "statusCode": status_code(status) or int(status[:3]),
         "headers": single,
         "body": text,
         "isBase64Encoded": is_base64,

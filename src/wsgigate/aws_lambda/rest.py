@@ -20,8 +20,8 @@ from wsgigate.aws_lambda._common import (
     query_from_multi,
     request_body,
     split_prefix,
+    status_code,
 )
-from wsgigate.core import _statuses as _codes  # status line -> code, of lines seen valid
 from wsgigate.core import unicode_to_wsgi
 
 TYPE_CHECKING = False
@@ -83,7 +83,7 @@ def response(
 ) -> dict[str, Any]:
     text, is_base64 = encode_body(body, headers, options.is_binary)
     return {
-        "statusCode": _codes.get(status) or int(status[:3]),
+        "statusCode": status_code(status) or int(status[:3]),
         "multiValueHeaders": multi_value(headers),
         "body": text,
         "isBase64Encoded": is_base64,

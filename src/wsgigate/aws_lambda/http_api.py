@@ -210,7 +210,7 @@ def _response(status: str, headers: Headers, body: bytes, options: Options) -> d
         text, is_base64 = b2a_base64(body, newline=False).decode("ascii"), True
     else:
         try:
-            text, is_base64 = body.decode("utf-8"), False
+            text, is_base64 = body.decode(), False  # UTF-8, the default
         except UnicodeDecodeError:  # declared as text (or not at all) but is not UTF-8
             text, is_base64 = b2a_base64(body, newline=False).decode("ascii"), True
     answer: dict[str, Any] = {

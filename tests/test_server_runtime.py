@@ -506,11 +506,16 @@ def test_file_descriptors_above_1024(tmp_path: Path) -> None:
             assert ask(server).startswith("pid ")
 
 
+@pytest.mark.parametrize("timeout", [7.5, 45.001])
 @pytest.mark.parametrize("family", ["tcp", "unix"])
-def test_accepted_sockets_get_nodelay_and_the_kernel_timeout(tmp_path: Path, family: str) -> None:
+def test_accepted_sockets_get_nodelay_and_the_kernel_timeout(
+    tmp_path: Path, family: str, timeout: float
+) -> None:
     """The listener carries TCP_NODELAY and --timeout (SO_RCVTIMEO/SO_SNDTIMEO); every accepted
     socket has them, inherited (TCP) or set on it (unix, and a connection that waited in the
-    backlog from before the listener was tuned), and stays blocking for Python."""
+    backlog from before the listener was tuned), and stays blocking for Python. 45.001 s is
+    not a whole number of the kernel's clock ticks: it reads back rounded, and is still seen
+    as inherited."""
     import struct
 
     from wsgigate.server import BindSpec, ConnectionHandler, Listener, ServerConfig, Worker
@@ -526,12 +531,14 @@ def test_accepted_sockets_get_nodelay_and_the_kernel_timeout(tmp_path: Path, fam
         sock.listen()
     sock.setblocking(False)
     listener = Listener(sock, BindSpec(family), "t")
-    config = ServerConfig(name="t", bind=[], threads=0, workers=0, timeout=7.5)
+    config = ServerConfig(name="t", bind=[], threads=0, workers=0, timeout=timeout)
     worker = Worker([listener], ConnectionHandler(), config)
     timeval = struct.Struct("@ll")
     clients = [socket.socket(sock.family)]
     clients[0].connect(address)  # queued before the listener is tuned: inherits nothing
     tune_listener(listener, config.timeout)
+    want = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval.size)
+    assert abs(timeval.unpack(want)[0] + timeval.unpack(want)[1] / 1e6 - timeout) < 0.01
     try:
         for _ in range(3):  # the first of these tells whether the options are inherited
             clients.append(socket.socket(sock.family))
@@ -543,7 +550,7 @@ def test_accepted_sockets_get_nodelay_and_the_kernel_timeout(tmp_path: Path, fam
                 assert got.gettimeout() is None
                 for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
                     value = got.getsockopt(socket.SOL_SOCKET, option, timeval.size)
-                    assert timeval.unpack(value) == (7, 500000)
+                    assert value == want
                 if family == "tcp":
                     assert got.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         assert listener.inherited == (family == "tcp")

@@ -186,27 +186,31 @@ def test_head_streaming_errors_and_a_client_that_leaves(tcp_stack: tuple[Any, Li
     assert "upstream prematurely closed" not in nginx_log, nginx_log[-3000:]
 
 
+@pytest.mark.parametrize("stack", ["tcp_stack", "unix_stack"])
 @pytest.mark.parametrize(
     ("method", "prefix"), [("GET", "/"), ("GET", "/keep/"), ("POST", "/keep/")]
 )
 def test_sighup_under_load_drops_nothing(
-    tcp_stack: tuple[Any, LiveServer], method: str, prefix: str
+    stack: str, method: str, prefix: str, request: pytest.FixtureRequest
 ) -> None:
     """SIGHUP three times under load: no request fails, and nginx never finds a kept-alive
     connection closed under it. A stopping worker sends the FIN with its last END_REQUEST and
     closes idle kept connections only once they have rested; otherwise nginx can take one from
     its pool just as it closes, retry a GET on another connection (logging "upstream
-    prematurely closed") and answer a POST with 502, since a POST is not retried."""
-    web, app = tcp_stack
+    prematurely closed") and answer a POST with 502, since a POST is not retried. The GETs go
+    to an answer that does not read the (empty) body, as most apps do; the POSTs' app reads
+    it."""
+    web, app = request.getfixturevalue(stack)
     failures: list[str] = []
     done = threading.Event()
     count = [0]
     body = b"x" * 100 if method == "POST" else None
+    headers = {} if method == "POST" else {"X-Probe": "cookies"}
 
     def load() -> None:
         while not done.is_set():
             try:
-                response = web.request(method, f"{prefix}hup", body, timeout=10)
+                response = web.request(method, f"{prefix}hup", body, headers, timeout=10)
                 if response.status != 200:
                     failures.append(f"{response.status} {response.body[:100]!r}")
                 count[0] += 1
@@ -215,6 +219,7 @@ def test_sighup_under_load_drops_nothing(
 
     threads = [threading.Thread(target=load) for _ in range(4)]
     mark = web.log_mark()
+    app_mark = len(app.text())
     for thread in threads:
         thread.start()
     time.sleep(0.4)
@@ -228,4 +233,11 @@ def test_sighup_under_load_drops_nothing(
         thread.join(15)
     assert not failures, (failures[:5], web.log_tail())
     assert count[0] > 20
+    assert "graceful timeout" not in app.text()[app_mark:]
+    if stack == "unix_stack" and method == "GET":
+        # A unix socket cannot carry the close in the same write as the last answer (TCP
+        # can: see send_closing), so nginx may still find a connection closing as it reuses
+        # it; it then retries the GET on another one (clients see nothing: asserted above),
+        # and logs "upstream prematurely closed". docs/fastcgi.md says so.
+        return
     assert "upstream prematurely closed" not in web.log_text(mark), web.log_tail()

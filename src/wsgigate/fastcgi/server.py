@@ -254,8 +254,9 @@ class _Exchange:
             data = self.head + data
             self.head = b""
         codec = self.codec
-        # A kept connection closes after this answer too when the worker is stopping.
-        closing = not self.keep_conn or (self.conn.stopping and not codec.buffered)
+        # A kept connection closes after this answer too when the worker is stopping (one
+        # request at a time per connection: nothing else can be on its way before the answer).
+        closing = not self.keep_conn or self.conn.stopping
         if closing and not self.stdin.ended and self.stdin.size < PENDING_INPUT_LIMIT:
             # See whether the end of STDIN is already here (nginx sends it with the PARAMS),
             # so the lingering drain before the close is only done when needed.

@@ -158,7 +158,9 @@ def add_server_arguments(parser: argparse.ArgumentParser, default_bind: str) -> 
         type=float,
         default=30.0,
         help="kill a worker that stops answering the arbiter, or whose every thread has been "
-        "stuck in one request, for this many seconds (default: 30)",
+        "stuck in one request, for this many seconds; also the longest one socket read or "
+        "write waits (per system call: a peer that keeps taking bytes slowly is not cut off; "
+        "--request-timeout bounds a whole request) (default: 30)",
     )
     group.add_argument(
         "--graceful-timeout",

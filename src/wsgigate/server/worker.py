@@ -697,8 +697,9 @@ class Worker:
                 selector.unregister(status.sock.fileno())
             for _ in threads:
                 self._queue.put(None)
-            for conn in list(self._idle.values()):
+            for conn in [*self._idle.values(), *self._returned]:
                 self._close(conn)
+            self._returned.clear()
             selector.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
@@ -777,8 +778,11 @@ def _set_options(sock: socket.socket, tcp: bool, timeout: float) -> None:
     if tcp:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     value = _timeval(timeout)  # 0: no timeout
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    for option in _TIMEOUTS:
+        sock.setsockopt(socket.SOL_SOCKET, option, value)
+
+
+_TIMEOUTS = (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO)
 
 
 def tune_listener(listener: Listener, timeout: float) -> None:
@@ -806,10 +810,11 @@ def tune_connection(sock: socket.socket, listener: Listener, timeout: float) -> 
         listener.checks -= 1
         with contextlib.suppress(OSError):
             nodelay = not tcp or sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-            want = _timeval(timeout)
-            got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _TIMEVAL.size)
-            sent = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _TIMEVAL.size)
-            listener.inherited = bool(nodelay) and got == want and sent == want
+            # compared with what the listener reads back: the kernel rounds to its clock ticks
+            options = [(socket.SOL_SOCKET, option, _TIMEVAL.size) for option in _TIMEOUTS]
+            want = [listener.sock.getsockopt(*option) for option in options]
+            got = [sock.getsockopt(*option) for option in options]
+            listener.inherited = bool(nodelay) and got == want
         if listener.inherited:
             return
     with contextlib.suppress(OSError):
@@ -846,19 +851,48 @@ def _has_data(sock: socket.socket) -> bool:
         return False
 
 
-def send_closing(sock: socket.socket, data: bytes) -> None:
+_MSG_MORE = getattr(socket, "MSG_MORE", 0)  # Linux
+
+
+def send_closing(sock: socket.socket, data: bytes, tail: int = 16) -> None:
     """Send ``data``, the last bytes on a kept-alive connection, with the end of stream.
 
-    Over TCP the data is held back (``MSG_MORE``) until ``shutdown()`` adds the FIN to the same
-    segment, so the front end reads the last answer and the close together and never puts the
-    connection back in its keep-alive pool for another request. The caller closes ``sock``.
+    The front end must read the last answer and the close together, or it may put the
+    connection back in its keep-alive pool and send the next request on it. Over TCP the data
+    is held back (``MSG_MORE``) until ``shutdown()`` adds the FIN to the same segment. A unix
+    socket has no such flag: its last ``tail`` bytes and the shutdown are two system calls made
+    without letting go of the GIL in between (another thread holding it could otherwise keep
+    the close waiting for milliseconds). The caller closes ``sock``.
     """
-    if sock.family == socket.AF_UNIX:
-        sock.sendall(data)
+    if sock.family != socket.AF_UNIX:
+        sock.sendall(data, _MSG_MORE)
     else:
-        sock.sendall(data, socket.MSG_MORE)
+        sock.sendall(data[:-tail])
+        sent = _send_and_shut(sock.fileno(), data[-tail:])
+        if sent < len(data[-tail:]):
+            sock.sendall(data[-tail:][sent:])  # the buffer was full: the plain way
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_WR)
+
+
+def _send_and_shut(fd: int, data: bytes) -> int:
+    """``send(MSG_DONTWAIT)``, then ``shutdown(SHUT_WR)`` if all of ``data`` went, with the GIL
+    held throughout (ctypes.PyDLL calls keep it); returns how many bytes went."""
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.PyDLL(None, use_errno=True)
+        _libc.send.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int)
+        _libc.send.restype = ctypes.c_ssize_t
+        _libc.shutdown.argtypes = (ctypes.c_int, ctypes.c_int)
+    sent = max(_libc.send(fd, data, len(data), socket.MSG_DONTWAIT), 0)
+    if sent == len(data):
+        _libc.shutdown(fd, socket.SHUT_WR)
+    return int(sent)
+
+
+_libc: Any = None
 
 
 def _async_raise(ident: int, exc: type[BaseException] | None) -> None:

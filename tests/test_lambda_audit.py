@@ -142,15 +142,22 @@ def test_build_environ_reuse_makes_the_meta_dict_the_environ() -> None:
     assert build_environ(kept, **common) is not kept and kept == meta  # default: untouched
 
 
-def test_input_stream_over_a_body_in_memory() -> None:
-    stream = InputStream(None, 0, b"line 1\nline 2\nrest")
-    assert stream.readline() == b"line 1\n"
-    assert stream.read(3) == b"lin"
-    assert list(stream) == [b"e 2\n", b"rest"]
-    assert stream.read() == b"" and stream.readline() == b""
-    assert InputStream(None, 0, b"abc").drain() == 3
-    # A length beyond what is in memory, with nothing behind it: a truncated body.
-    from wsgigate.errors import ClientDisconnected
+@pytest.mark.parametrize("source", sorted(BUILDERS))
+def test_wsgi_input_over_an_event_body(source: str) -> None:
+    """The body of an event is wholly in memory: wsgi.input serves it line by line, in parts
+    and by iteration, and then reports its end."""
+    seen: list[object] = []
 
-    with pytest.raises(ClientDisconnected):
-        InputStream(None, 5, b"ab").read()
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        seen.append(environ["CONTENT_LENGTH"])
+        seen.append(stream.readline())
+        seen.append(stream.read(3))
+        seen.append(list(stream))
+        seen.append((stream.read(), stream.readline()))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    event = BUILDERS[source](method="POST", body=b"line 1\nline 2\nrest")
+    assert parse_response(source, make_handler(app)(event, None))[0] == 200
+    assert seen == ["18", b"line 1\n", b"lin", [b"e 2\n", b"rest"], (b"", b"")]

@@ -216,20 +216,17 @@ class InputStream:
     ends before ``length`` raises :class:`ClientDisconnected`: the application must not mistake
     a truncated upload for a complete one.
 
-    ``buffered`` is body the gateway already holds, served before anything from ``raw``
-    (``length`` counts only what is still to come from ``raw``). A body that is wholly in memory
-    before the request starts (a Lambda event's) needs none of this: ``io.BytesIO`` serves it.
+    A body that is wholly in memory before the request starts (a Lambda event's) needs none
+    of this: ``io.BytesIO`` serves it.
     """
 
     __slots__ = ("_buffer", "_raw", "_remaining", "_length")
 
-    def __init__(
-        self, raw: "BinaryReader | None", length: int | None, buffered: bytes = b""
-    ) -> None:
+    def __init__(self, raw: "BinaryReader | None", length: int | None) -> None:
         self._raw = raw
         self._length = length
         self._remaining = -1 if length is None else length
-        self._buffer = buffered
+        self._buffer = b""  # what readline() read past the end of its line
 
     def _fill(self, size: int) -> bytes:
         """Read up to ``size`` bytes from the transport, honouring the length bound."""
@@ -240,7 +237,7 @@ class InputStream:
         if size > _MAX_READ:
             size = _MAX_READ  # a buffered reader allocates `size` before any byte arrives
         raw = self._raw
-        data = raw.read(size) if raw is not None else b""  # None: nothing beyond `buffered`
+        data = raw.read(size) if raw is not None else b""  # None: no body at all
         if not data:
             if self._remaining > 0:
                 from wsgigate.errors import ClientDisconnected

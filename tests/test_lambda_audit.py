@@ -161,3 +161,12 @@ def test_wsgi_input_over_an_event_body(source: str) -> None:
     event = BUILDERS[source](method="POST", body=b"line 1\nline 2\nrest")
     assert parse_response(source, make_handler(app)(event, None))[0] == 200
     assert seen == ["18", b"line 1\n", b"lin", [b"e 2\n", b"rest"], (b"", b"")]
+
+    def bodiless(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        seen[:] = ["CONTENT_LENGTH" in environ, stream.read(), stream.readline(), list(stream)]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    assert parse_response(source, make_handler(bodiless)(BUILDERS[source](), None))[0] == 200
+    assert seen == [False, b"", b"", []]

@@ -216,8 +216,9 @@ class InputStream:
     ends before ``length`` raises :class:`ClientDisconnected`: the application must not mistake
     a truncated upload for a complete one.
 
-    A body that is wholly in memory before the request starts (a Lambda event's) needs none
-    of this: ``io.BytesIO`` serves it.
+    ``raw=None`` means no body at all. A body that is wholly in memory before the request
+    starts, when the gateway sets CONTENT_LENGTH from that body itself (a Lambda event's), needs
+    neither bound nor truncation check: ``io.BytesIO`` serves it.
     """
 
     __slots__ = ("_buffer", "_raw", "_remaining", "_length")
@@ -533,17 +534,17 @@ class _Exchange(Outcome):
     """State of one request/response, with ``start_response`` and ``write`` as bound methods.
 
     It is its own :class:`Outcome` (one object per request instead of two): ``status`` is the
-    code sent, ``line`` the status line the app gave. :func:`run_app` sets ``environ``,
-    ``writer``, ``debug`` and the fields every request reads before it writes them; the rest
-    starts from the class-level defaults.
+    code sent, ``line`` the status line the app gave. :func:`run_app` (the only maker) sets
+    ``environ``, ``writer``, ``debug``, ``line``, ``head_sent`` and ``sent``; the rest starts
+    from the class-level defaults.
     """
 
     environ: "dict[str, Any]"
     writer: "ResponseWriter"
     debug = False
-    line: "str | None" = None
+    line: "str | None"
     headers: "list[tuple[str, str]]" = []  # never mutated: start_response replaces it
-    head_sent = False
+    head_sent: bool
     remaining: "int | None" = None  # body bytes the app's Content-Length still allows
 
     def start_response(
@@ -712,10 +713,11 @@ def run_app(
 ) -> "Outcome":
     """Run ``app`` for one request, sending the response to ``writer``; never raises for app errors.
 
-    ``debug=True`` puts the traceback in the 500 body; leave it off in production. It is not
-    keyword-only: CPython 3.11 specializes a call (no C-level recursion) only when the function
-    has no keyword-only parameters and the call passes no keywords, as the Lambda handler's does.
+    ``debug=True`` puts the traceback in the 500 body; leave it off in production.
     """
+    # debug is positional-or-keyword on purpose: CPython 3.11 specializes calls
+    # (CALL_PY_WITH_DEFAULTS) only to functions without keyword-only parameters, called without
+    # keywords; the Lambda handler's per-event call relies on it.
     exchange = _Exchange()
     exchange.environ = environ
     exchange.writer = writer

@@ -387,10 +387,7 @@ class Handler:
             message = f"malformed {source.name} event: {type(exc).__name__}: {exc}"
             return self._error(source, event, "400 Bad Request", message)
         writer = Collector()
-        if self.debug:
-            outcome = run_app(self.app, environ, writer, debug=True)
-        else:
-            outcome = run_app(self.app, environ, writer)
+        outcome = run_app(self.app, environ, writer, self.debug)  # positional: see run_app
         if not outcome.complete:  # failed mid-body: nothing has left yet, so answer 500
             return self._error(
                 source,

@@ -16,6 +16,7 @@ from wsgigate.aws_lambda import infer_alb
 from wsgigate.aws_lambda._common import (
     add_headers,
     add_multi_headers,
+    cached_status_code,
     encode_body,
     forwarded_scheme,
     multi_value,
@@ -24,7 +25,6 @@ from wsgigate.aws_lambda._common import (
     request_body,
     single_value_with_cookies,
     split_prefix,
-    status_code,
 )
 from wsgigate.core import unicode_to_wsgi
 
@@ -81,7 +81,7 @@ def response(
 ) -> dict[str, Any]:
     text, is_base64 = encode_body(body, headers, options.is_binary)
     answer: dict[str, Any] = {
-        "statusCode": status_code(status) or int(status[:3]),
+        "statusCode": cached_status_code(status) or int(status[:3]),
         "statusDescription": status,
         "body": text,
         "isBase64Encoded": is_base64,

@@ -16,15 +16,15 @@ from binascii import b2a_base64
 from wsgigate.aws_lambda import default_is_binary, infer_http_api, is_text_type
 from wsgigate.aws_lambda._common import (
     add_headers,
+    cached_is_text,
+    cached_status_code,
     encode_body,
     forwarded_scheme,
     is_path_safe,
-    known_text_type,
     path_to_wsgi,
     quote_path,
     request_body,
     split_prefix,
-    status_code,
 )
 from wsgigate.core import unicode_to_wsgi
 
@@ -158,7 +158,7 @@ def response(
             binary = True  # a Content-Encoding other than identity: binary whatever the type
         elif content_type is not None:
             value = single[content_type]
-            known = known_text_type(value)
+            known = cached_is_text(value)
             binary = not (is_text_type(value) if known is None else known)
         else:
             binary = False
@@ -170,7 +170,7 @@ def response(
             except UnicodeDecodeError:  # declared as text (or not at all) but is not UTF-8
                 text, is_base64 = b2a_base64(body, newline=False).decode("ascii"), True
     return {
-        "statusCode": status_code(status) or int(status[:3]),
+        "statusCode": cached_status_code(status) or int(status[:3]),
         "headers": single,
         "body": text,
         "isBase64Encoded": is_base64,
@@ -192,7 +192,7 @@ def _response(status: str, headers: Headers, body: bytes, options: Options) -> d
             cookies.append(value)
             continue
         if lower == "content-type":
-            known = known_text_type(value)
+            known = cached_is_text(value)
             binary = not (is_text_type(value) if known is None else known)
         elif lower == "content-encoding" and value.strip().lower() not in ("", "identity"):
             encoded = True
@@ -214,7 +214,7 @@ def _response(status: str, headers: Headers, body: bytes, options: Options) -> d
         except UnicodeDecodeError:  # declared as text (or not at all) but is not UTF-8
             text, is_base64 = b2a_base64(body, newline=False).decode("ascii"), True
     answer: dict[str, Any] = {
-        "statusCode": status_code(status) or int(status[:3]),
+        "statusCode": cached_status_code(status) or int(status[:3]),
         "headers": single,
         "body": text,
         "isBase64Encoded": is_base64,

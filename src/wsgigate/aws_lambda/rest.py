@@ -13,6 +13,7 @@ from wsgigate.aws_lambda import infer_rest
 from wsgigate.aws_lambda._common import (
     add_headers,
     add_multi_headers,
+    cached_status_code,
     encode_body,
     forwarded_scheme,
     multi_value,
@@ -20,7 +21,6 @@ from wsgigate.aws_lambda._common import (
     query_from_multi,
     request_body,
     split_prefix,
-    status_code,
 )
 from wsgigate.core import unicode_to_wsgi
 
@@ -83,7 +83,7 @@ def response(
 ) -> dict[str, Any]:
     text, is_base64 = encode_body(body, headers, options.is_binary)
     return {
-        "statusCode": status_code(status) or int(status[:3]),
+        "statusCode": cached_status_code(status) or int(status[:3]),
         "multiValueHeaders": multi_value(headers),
         "body": text,
         "isBase64Encoded": is_base64,

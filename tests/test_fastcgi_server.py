@@ -672,3 +672,5 @@ def test_stalled_upload_is_cut_off_by_the_io_timeout(app_file: Path, tmp_path: P
         assert stdout_of(events).startswith(b"Status: 500"), events
         assert 1.5 < waited < 7, waited
         assert get(server, "/pid").body == pid  # type: ignore[attr-defined]
+        # what the app's read raised: the TimeoutError of a timed-out read, said plainly
+        assert "TimeoutError: the web server sent no more of the request body" in server.text()

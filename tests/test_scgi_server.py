@@ -314,6 +314,27 @@ def scgi_server(tmp_path: Path, *args: str, **popen: Any) -> Iterator[Any]:
         yield server
 
 
+def test_stalled_upload_is_cut_off_by_the_io_timeout(tmp_path: Path) -> None:
+    """--timeout is the socket's I/O timeout (SO_RCVTIMEO): a web server that stops sending in
+    the middle of a body frees the thread after about that long, the app's read raising the
+    TimeoutError of a timed-out read (a 500), and the worker keeps serving."""
+    args = ("scgi", APP, "--bind", "127.0.0.1:0", "--workers", "0", "--timeout", "2")
+    with scgi_server(tmp_path, *args) as server:
+        host, port = server.address.rsplit(":", 1)
+        meta = {**NGINX_META, "REQUEST_METHOD": "POST", "REQUEST_URI": "/upload"}
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(encode_request(meta, b"x" * 10)[:-8])  # 2 of 10 body bytes
+            started = time.monotonic()
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            waited = time.monotonic() - started
+        assert data.startswith(b"Status: 500"), data[:200]
+        assert 1.5 < waited < 7, waited
+        assert "TimeoutError: the web server sent no more of the request body" in server.text()
+        assert scgi_request(server.address, {**NGINX_META, "REQUEST_URI": "/after"})[0] == 200
+
+
 def test_cli_on_ipv6_and_unix_socket(tmp_path: Path) -> None:
     """flup's SCGI allow-list is IPv4 only (see docs/comparison.md); wsgigate binds ::1."""
     sock = tmp_path / "app.sock"

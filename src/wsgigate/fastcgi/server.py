@@ -56,6 +56,7 @@ from wsgigate.server import (
     ConnectionHandler,
     ServerConfig,
     linger,
+    recv_body,
     run_server,
     send_closing,
 )
@@ -223,7 +224,7 @@ class _Exchange:
             if not self.poller.poll(0):
                 return
         while not self.closed:
-            data = self.sock.recv(RECV_SIZE)
+            data = recv_body(self.sock, RECV_SIZE)
             self.codec.receive_data(data)
             if self._events() or not block:
                 return

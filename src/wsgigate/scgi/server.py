@@ -42,6 +42,7 @@ from wsgigate.server import (
     ConnectionHandler,
     ServerConfig,
     linger,
+    recv_body,
     run_server,
 )
 from wsgigate.server.headwait import head_timeout, recv_head
@@ -108,7 +109,7 @@ class _Exchange:
                     chunk = event.data
                     break
                 if event is NEED_DATA:
-                    parser.receive_data(self.sock.recv(RECV_SIZE))
+                    parser.receive_data(recv_body(self.sock, RECV_SIZE))
                     continue
                 if isinstance(event, ConnectionClosed):
                     raise ClientDisconnected("the web server closed the connection mid-body")

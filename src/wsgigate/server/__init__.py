@@ -26,6 +26,7 @@ from wsgigate.server.worker import (
     ConnectionHandler,
     Worker,
     linger,
+    recv_body,
     send_closing,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "open_listeners",
     "linger",
     "parse_bind",
+    "recv_body",
     "run_server",
     "send_closing",
 ]

@@ -843,6 +843,17 @@ def linger(sock: socket.socket, seconds: float, max_bytes: int = 64 << 20) -> No
             dropped += len(data)
 
 
+def recv_body(sock: socket.socket, size: int) -> bytes:
+    """``sock.recv(size)`` for request body the app is reading. The kernel's I/O timeout
+    (SO_RCVTIMEO, ``--timeout``) ends a recv with BlockingIOError ("Resource temporarily
+    unavailable"); the app gets the TimeoutError a timed-out read raises everywhere else."""
+    try:
+        return sock.recv(size)
+    except BlockingIOError:
+        message = "the web server sent no more of the request body for --timeout"
+        raise TimeoutError(message) from None
+
+
 def _has_data(sock: socket.socket) -> bool:
     """Whether ``sock`` has bytes (or an end of stream) to read right now."""
     try:

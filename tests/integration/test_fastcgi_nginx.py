@@ -241,3 +241,34 @@ def test_sighup_under_load_drops_nothing(
         # and logs "upstream prematurely closed". docs/fastcgi.md says so.
         return
     assert "upstream prematurely closed" not in web.log_text(mark), web.log_tail()
+
+
+def test_max_requests_recycling_under_keep_alive_posts(tmp_path: Path) -> None:
+    """--max-requests recycles workers (a stop from inside a request) while nginx keeps
+    reusing their connections: no POST is answered 502, nothing is retried."""
+    address = f"127.0.0.1:{free_port()}"
+    recycle = ("--max-requests", "40", "--max-requests-jitter", "20")
+    with (
+        backend(tmp_path, address, *recycle) as app,
+        servers.nginx(CONFIG, values={"BACKEND": address}) as web,
+    ):
+        statuses: list[int] = []
+        errors: list[str] = []
+        started = time.monotonic()
+
+        def load() -> None:
+            while time.monotonic() - started < 3:
+                try:
+                    statuses.append(web.request("POST", "/keep/r", b"x" * 100, timeout=10).status)
+                except Exception as exc:
+                    errors.append(repr(exc))
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert app.text().count("(--max-requests), recycling") >= 4  # workers were recycled
+        assert not errors and len(statuses) > 100
+        assert set(statuses) == {200}, sorted(set(statuses))
+        assert "upstream prematurely closed" not in web.log_text(), web.log_tail()

@@ -115,6 +115,37 @@ def test_status_and_ping_paths(tmp_path: Path) -> None:
         assert b"# EOF" in get(live, "/status", accept).body
 
 
+def test_status_bind_drops_a_client_that_trickles_its_head(tmp_path: Path) -> None:
+    """The arbiter answers the status bind itself: a client sending one byte now and then is
+    cut off after a second in all (not a second per byte), and the next client is answered."""
+    import socket
+
+    with server(tmp_path, "--workers", "1", "--status-bind", "127.0.0.1:0") as live:
+        address = live.wait_for(r"status listening on http://(\S+)/").group(1)
+        host, _, port = address.rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=5) as slow:
+            started = time.monotonic()
+            closed_after = None
+            for byte in b"GET /status HTTP/1.0\r\n":
+                try:
+                    slow.sendall(bytes([byte]))
+                except OSError:  # reset: the server gave up on it
+                    closed_after = time.monotonic() - started
+                    break
+                time.sleep(0.2)
+            if closed_after is None:
+                slow.settimeout(5)
+                assert slow.recv(100) == b""
+                closed_after = time.monotonic() - started
+        assert closed_after < 2.5, closed_after
+        connection = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            connection.request("GET", "/ping")
+            assert connection.getresponse().read() == b"pong\n"
+        finally:
+            connection.close()
+
+
 def test_separate_status_bind_counts_survive_recycling(tmp_path: Path) -> None:
     args = ("--workers", "1", "--max-requests", "3", "--status-bind", "127.0.0.1:0")
     with server(tmp_path, *args) as live:

@@ -17,6 +17,7 @@ Pages, on ``--status-path`` (through the front end, like PHP-FPM's ``pm.status_p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
@@ -299,21 +300,28 @@ def accept_status(
             return
         except OSError:
             return
-        with sock:
-            try:
-                sock.settimeout(1.0)
-                _answer_http(sock, config, scoreboard, listeners)
-            except OSError:
-                pass
+        with sock, contextlib.suppress(OSError):  # TimeoutError included
+            _answer_http(sock, config, scoreboard, listeners)
+
+
+STATUS_HEAD_SECONDS = 1.0  # for a whole request head: the arbiter's loop answers these
 
 
 def _read_head(sock: socket.socket) -> bytes:
+    """The request head, within STATUS_HEAD_SECONDS in all (a client sending a byte now and
+    then must not hold the arbiter, which also watches the workers)."""
+    deadline = time.monotonic() + STATUS_HEAD_SECONDS
     data = b""
     while b"\r\n\r\n" not in data and b"\n\n" not in data and len(data) < 8192:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("status request head not complete in time")
+        sock.settimeout(left)
         chunk = sock.recv(4096)
         if not chunk:
             break
         data += chunk
+    sock.settimeout(STATUS_HEAD_SECONDS)  # for the answer
     return data
 
 

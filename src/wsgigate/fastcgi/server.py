@@ -38,8 +38,11 @@ from wsgigate.protocols import NEED_DATA, ConnectionClosed
 from wsgigate.protocols.fastcgi import (
     AUTHORIZER,
     FILTER,
+    HEADER,
     OVERLOADED,
     RESPONDER,
+    UNKNOWN_TYPE,
+    VERSION,
     AbortRequest,
     BeginRequest,
     Data,
@@ -79,6 +82,12 @@ PENDING_INPUT_LIMIT = 1 << 20  # body bytes buffered while checking for ABORT_RE
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 64 << 20
 ROLE_NAMES = {RESPONDER: "RESPONDER", AUTHORIZER: "AUTHORIZER", FILTER: "FILTER"}
+# A record after the last END_REQUEST, in the same write: nginx keeps a connection for reuse only
+# when END_REQUEST ends what it read, so this one is closed instead of pooled. Sent when a
+# stopping worker closes a kept unix-socket connection (over TCP the FIN travels with the
+# answer). A management record (request id 0) of type UNKNOWN_TYPE: valid FastCGI, answering
+# nothing in particular, never read by a web server that is done with the connection.
+_NOT_FOR_REUSE = HEADER.pack(VERSION, UNKNOWN_TYPE, 0, 8, 0) + bytes(8)
 
 
 def fix_script_name(meta: MutableMapping[str, str], script_name: str | None = None) -> None:
@@ -270,7 +279,7 @@ class _Exchange:
         if closing and self.keep_conn:
             # The web server would put this connection back in its pool: the close must reach
             # it with the answer, not after (see send_closing).
-            send_closing(self.sock, codec.data_to_send())
+            send_closing(self.sock, codec.data_to_send(), _NOT_FOR_REUSE)
             self.closing = True
         else:
             self.sock.sendall(codec.data_to_send())

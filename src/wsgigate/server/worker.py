@@ -865,45 +865,21 @@ def _has_data(sock: socket.socket) -> bool:
 _MSG_MORE = getattr(socket, "MSG_MORE", 0)  # Linux
 
 
-def send_closing(sock: socket.socket, data: bytes, tail: int = 16) -> None:
+def send_closing(sock: socket.socket, data: bytes, unix_trailer: bytes = b"") -> None:
     """Send ``data``, the last bytes on a kept-alive connection, with the end of stream.
 
     The front end must read the last answer and the close together, or it may put the
     connection back in its keep-alive pool and send the next request on it. Over TCP the data
     is held back (``MSG_MORE``) until ``shutdown()`` adds the FIN to the same segment. A unix
-    socket has no such flag: its last ``tail`` bytes and the shutdown are two system calls made
-    without letting go of the GIL in between (another thread holding it could otherwise keep
-    the close waiting for milliseconds). The caller closes ``sock``.
+    socket has no such flag: the protocol's ``unix_trailer``, sent in the same write, must tell
+    the front end not to reuse the connection. The caller closes ``sock``.
     """
     if sock.family != socket.AF_UNIX:
         sock.sendall(data, _MSG_MORE)
     else:
-        sock.sendall(data[:-tail])
-        sent = _send_and_shut(sock.fileno(), data[-tail:])
-        if sent < len(data[-tail:]):
-            sock.sendall(data[-tail:][sent:])  # the buffer was full: the plain way
+        sock.sendall(data + unix_trailer)
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_WR)
-
-
-def _send_and_shut(fd: int, data: bytes) -> int:
-    """``send(MSG_DONTWAIT)``, then ``shutdown(SHUT_WR)`` if all of ``data`` went, with the GIL
-    held throughout (ctypes.PyDLL calls keep it); returns how many bytes went."""
-    global _libc
-    if _libc is None:
-        import ctypes
-
-        _libc = ctypes.PyDLL(None, use_errno=True)
-        _libc.send.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int)
-        _libc.send.restype = ctypes.c_ssize_t
-        _libc.shutdown.argtypes = (ctypes.c_int, ctypes.c_int)
-    sent = max(_libc.send(fd, data, len(data), socket.MSG_DONTWAIT), 0)
-    if sent == len(data):
-        _libc.shutdown(fd, socket.SHUT_WR)
-    return int(sent)
-
-
-_libc: Any = None
 
 
 def _async_raise(ident: int, exc: type[BaseException] | None) -> None:

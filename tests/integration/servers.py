@@ -30,15 +30,18 @@ import http.client
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.support import free_port, render, require_binary, running
 
@@ -103,6 +106,40 @@ class Server:
         finally:
             connection.close()
 
+    def under_load(
+        self,
+        method: str,
+        target: str,
+        during: Callable[[], None],
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        clients: int = 4,
+    ) -> tuple[list[int], list[str]]:
+        """Send requests from ``clients`` threads without pause while ``during()`` runs (a
+        reload, say); return every status and every client-side error."""
+        statuses: list[int] = []
+        errors: list[str] = []
+        done = threading.Event()
+
+        def load() -> None:
+            while not done.is_set():
+                try:
+                    statuses.append(self.request(method, target, body, headers, timeout=10).status)
+                except Exception as exc:
+                    errors.append(repr(exc))
+
+        threads = [threading.Thread(target=load) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        try:
+            during()
+        finally:
+            done.set()
+            for thread in threads:
+                thread.join(15)
+        return statuses, errors
+
     def raw(self, data: bytes, *, timeout: float = 30.0) -> bytes:
         """Send ``data`` as is (say, a request line with raw UTF-8); return all the server sent.
 
@@ -156,6 +193,21 @@ class Server:
 
 # ---------------------------------------------------------------------------------------------
 # Servers
+
+
+def reload_three_times(app: Any, pause: float = 0.6) -> Callable[[], None]:
+    """SIGHUP ``app`` (a tests.test_server_runtime.LiveServer) three times, each once the
+    previous reload has begun: the ``during`` of :meth:`Server.under_load`."""
+
+    def reload() -> None:
+        for _ in range(3):
+            time.sleep(pause)
+            start = len(app.text())
+            app.signal(signal.SIGHUP)
+            app.wait_for("SIGHUP: replacing", start=start)
+        time.sleep(pause)
+
+    return reload
 
 
 @contextlib.contextmanager

@@ -5,10 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,32 +93,11 @@ def test_sighup_under_load_with_reused_connections(
     Over TCP the end of stream leaves with the last answer, so Apache's check before reuse sees
     it. Three SIGHUPs under four clients: every request answered 200, no proxy_fcgi error."""
     web, app = stack
-    statuses: list[int] = []
-    errors: list[str] = []
-    done = threading.Event()
     body = b"x" * 100 if method == "POST" else None
     headers = {} if method == "POST" else {"X-Probe": "cookies"}
-
-    def load() -> None:
-        while not done.is_set():
-            try:
-                statuses.append(web.request(method, "/hup", body, headers, timeout=10).status)
-            except Exception as exc:
-                errors.append(repr(exc))
-
     mark = web.log_mark()
-    threads = [threading.Thread(target=load) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for _ in range(3):
-        time.sleep(0.6)
-        start = len(app.text())
-        app.signal(signal.SIGHUP)
-        app.wait_for("SIGHUP: replacing", start=start)
-    time.sleep(0.6)
-    done.set()
-    for thread in threads:
-        thread.join(15)
+    reload = servers.reload_three_times(app)
+    statuses, errors = web.under_load(method, "/hup", reload, body, headers)
     assert not errors and len(statuses) > 100
     assert set(statuses) == {200}, sorted(set(statuses))
     assert "proxy_fcgi:error" not in web.log_text(mark), web.log_tail()

@@ -12,9 +12,7 @@ import hashlib
 import http.client
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,38 +200,14 @@ def test_sighup_under_load_drops_nothing(
     it. Over a unix socket, where the FIN cannot travel with the answer, a record after the last
     END_REQUEST tells nginx not to pool the connection."""
     web, app = request.getfixturevalue(stack)
-    failures: list[str] = []
-    done = threading.Event()
-    count = [0]
     body = b"x" * 100 if method == "POST" else None
     headers = {} if method == "POST" else {"X-Probe": "cookies"}
-
-    def load() -> None:
-        while not done.is_set():
-            try:
-                response = web.request(method, f"{prefix}hup", body, headers, timeout=10)
-                if response.status != 200:
-                    failures.append(f"{response.status} {response.body[:100]!r}")
-                count[0] += 1
-            except Exception as exc:
-                failures.append(repr(exc))
-
-    threads = [threading.Thread(target=load) for _ in range(4)]
     mark = web.log_mark()
     app_mark = len(app.text())
-    for thread in threads:
-        thread.start()
-    time.sleep(0.4)
-    for _ in range(3):
-        start = len(app.text())
-        app.signal(signal.SIGHUP)
-        app.wait_for("SIGHUP: replacing", start=start)
-        time.sleep(0.8)
-    done.set()
-    for thread in threads:
-        thread.join(15)
-    assert not failures, (failures[:5], web.log_tail())
-    assert count[0] > 20
+    reload = servers.reload_three_times(app)
+    statuses, errors = web.under_load(method, f"{prefix}hup", reload, body, headers)
+    assert not errors, (errors[:5], web.log_tail())
+    assert len(statuses) > 20 and set(statuses) == {200}, (sorted(set(statuses)), web.log_tail())
     assert "graceful timeout" not in app.text()[app_mark:]
     assert "upstream prematurely closed" not in web.log_text(mark), web.log_tail()
 
@@ -247,22 +221,7 @@ def test_max_requests_recycling_under_keep_alive_posts(tmp_path: Path) -> None:
         backend(tmp_path, address, *recycle) as app,
         servers.nginx(CONFIG, values={"BACKEND": address}) as web,
     ):
-        statuses: list[int] = []
-        errors: list[str] = []
-        started = time.monotonic()
-
-        def load() -> None:
-            while time.monotonic() - started < 3:
-                try:
-                    statuses.append(web.request("POST", "/keep/r", b"x" * 100, timeout=10).status)
-                except Exception as exc:
-                    errors.append(repr(exc))
-
-        threads = [threading.Thread(target=load) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(20)
+        statuses, errors = web.under_load("POST", "/keep/r", lambda: time.sleep(3), b"x" * 100)
         assert app.text().count("(--max-requests), recycling") >= 4  # workers were recycled
         assert not errors and len(statuses) > 100
         assert set(statuses) == {200}, sorted(set(statuses))

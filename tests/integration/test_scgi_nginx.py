@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -117,30 +114,6 @@ def test_unbuffered_request_bodies_get_a_wrong_length_from_nginx_1_22(
 
 def test_sighup_under_load_drops_nothing(tcp_stack: tuple[Any, LiveServer]) -> None:
     web, app = tcp_stack
-    failures: list[str] = []
-    done = threading.Event()
-    count = [0]
-
-    def load() -> None:
-        while not done.is_set():
-            try:
-                response = web.request("GET", "/hup", timeout=10)
-                if response.status != 200:
-                    failures.append(f"{response.status} {response.body[:100]!r}")
-                count[0] += 1
-            except Exception as exc:
-                failures.append(repr(exc))
-
-    threads = [threading.Thread(target=load) for _ in range(4)]
-    mark = len(app.text())
-    for thread in threads:
-        thread.start()
-    time.sleep(0.3)
-    app.signal(signal.SIGHUP)
-    app.wait_for("SIGHUP: replacing", start=mark)
-    time.sleep(1.0)
-    done.set()
-    for thread in threads:
-        thread.join(15)
-    assert not failures, (failures[:5], web.log_tail())
-    assert count[0] > 20
+    statuses, errors = web.under_load("GET", "/hup", servers.reload_three_times(app))
+    assert not errors, (errors[:5], web.log_tail())
+    assert len(statuses) > 20 and set(statuses) == {200}, (sorted(set(statuses)), web.log_tail())

@@ -22,7 +22,9 @@ PROXY = {"HTTP_X_FORWARDED_PROTO": "https", "REMOTE_ADDR": "10.0.0.5"}
         (["10.0.0.5"], PROXY, "https"),
         ("*", {**PROXY, "REMOTE_ADDR": "203.0.113.9"}, "https"),
         ("10.0.0.5", {**PROXY, "HTTP_X_FORWARDED_PROTO": "http"}, "http"),
-        ("10.0.0.5", {**PROXY, "HTTP_X_FORWARDED_PROTO": "HTTPS, http"}, "https"),
+        ("10.0.0.5", {**PROXY, "HTTP_X_FORWARDED_PROTO": "http, HTTPS"}, "https"),
+        # a proxy appending to what the client sent: its own value, the last, counts
+        ("10.0.0.5", {**PROXY, "HTTP_X_FORWARDED_PROTO": "https, http"}, "http"),
         # not from a trusted proxy: any client could have sent it
         ("10.0.0.6", PROXY, None),
         ("10.0.1.0/24", PROXY, None),

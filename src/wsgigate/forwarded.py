@@ -14,7 +14,7 @@ import argparse
 import ipaddress
 from collections.abc import Iterable, Mapping
 
-__all__ = ["ForwardedScheme", "add_forwarded_argument"]
+__all__ = ["ForwardedScheme", "add_forwarded_argument", "forwarded_scheme_from_option"]
 
 _SCHEMES = {"http": "http", "https": "https"}
 
@@ -56,8 +56,20 @@ class ForwardedScheme:
         proto = meta.get("HTTP_X_FORWARDED_PROTO")
         if not proto or not self.trusted(meta.get("REMOTE_ADDR", "")):
             return None
-        # A chain of proxies appends: the first value is what the client itself spoke.
-        return _SCHEMES.get(proto.partition(",")[0].strip().lower())
+        # A proxy that appends to a header the client already sent puts its own value last;
+        # the values before it come from whoever reached the proxy, the client included.
+        return _SCHEMES.get(proto.rpartition(",")[2].strip().lower())
+
+
+def forwarded_scheme_from_option(allow: str) -> ForwardedScheme:
+    """``ForwardedScheme(allow)`` for a command-line option: a wrong value is a
+    :class:`wsgigate.errors.ConfigurationError` (one line, exit 2), found before any request."""
+    try:
+        return ForwardedScheme(allow)
+    except ValueError as exc:
+        from wsgigate.errors import ConfigurationError
+
+        raise ConfigurationError(str(exc)) from None
 
 
 def add_forwarded_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

@@ -95,12 +95,9 @@ class ServerConfig:
         """The handlers' ``X-Forwarded-Proto`` reader, or None when none is trusted."""
         if self.forwarded_allow_ips is None:
             return None
-        from wsgigate.forwarded import ForwardedScheme
+        from wsgigate.forwarded import forwarded_scheme_from_option
 
-        try:
-            return ForwardedScheme(self.forwarded_allow_ips)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
+        return forwarded_scheme_from_option(self.forwarded_allow_ips)
 
     @property
     def queue_size(self) -> int:

@@ -292,8 +292,12 @@ def accept_status(
     scoreboard: Scoreboard | None,
     listeners: Iterable[Listener],
 ) -> None:
-    """Answer the monitoring connections waiting on ``listener`` (bounded, short timeouts)."""
+    """Answer the monitoring connections waiting on ``listener`` (bounded, short timeouts):
+    after a second of this, the rest wait for the arbiter's next turn, its other work first."""
+    started = time.monotonic()
     for _ in range(16):
+        if time.monotonic() - started > STATUS_HEAD_SECONDS:
+            return
         try:
             sock, _peer = listener.sock.accept()
         except (BlockingIOError, InterruptedError):

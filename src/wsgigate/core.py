@@ -138,7 +138,6 @@ def _url_scheme(meta: "Mapping[str, str]") -> str:
 
 def build_environ(
     meta: "Mapping[str, str]",
-    *,
     stdin: "InputStream | IO[bytes]",
     errors: "IO[str] | ErrorStream",
     multithread: bool,
@@ -156,6 +155,9 @@ def build_environ(
 
     ``reuse=True``: ``meta`` is a dict the gateway made for this request alone; it becomes the
     environ instead of being copied.
+
+    The parameters are not keyword-only: a hot caller (the Lambda handler) passes them by
+    position, which CPython 3.11 specializes; other callers name them.
     """
     # Every gateway calls this once per request (a Lambda event's whole budget is a few
     # microseconds): a plain copy, membership tests instead of pop/setdefault calls, and plain

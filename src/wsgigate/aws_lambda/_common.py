@@ -170,7 +170,7 @@ def forwarded_for(value: str | None) -> str:
     return value.rpartition(",")[2].strip()
 
 
-def forwarded_scheme(meta: dict[str, str], *, https_by_default: bool) -> None:
+def forwarded_scheme(meta: dict[str, str], https_by_default: bool) -> None:
     """``HTTPS`` and ``SERVER_PORT`` from the last ``X-Forwarded-Proto`` / ``-Port`` entries (what
     the AWS front end itself saw). API Gateway speaks HTTPS only: without the header, HTTPS."""
     proto = meta.get("HTTP_X_FORWARDED_PROTO")

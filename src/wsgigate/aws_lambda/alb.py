@@ -72,7 +72,7 @@ def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], by
         client = client.rpartition(",")[2].strip()
         if client:
             meta["REMOTE_ADDR"] = client
-    forwarded_scheme(meta, https_by_default=False)
+    forwarded_scheme(meta, False)
     return meta, request_body(event.get("body"), event.get("isBase64Encoded"))
 
 

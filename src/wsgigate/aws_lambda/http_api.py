@@ -103,7 +103,7 @@ def environ(
     client = http.get("sourceIp")
     if client:  # unknown stays unset rather than made up; test events write "1.2.3.4/32"
         meta["REMOTE_ADDR"] = client.partition("/")[0] if "/" in client else client
-    forwarded_scheme(meta, https_by_default=True)
+    forwarded_scheme(meta, True)
     if "HTTP_HOST" not in meta:
         domain = context.get("domainName")
         if domain:

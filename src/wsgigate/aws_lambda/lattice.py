@@ -43,7 +43,7 @@ def lattice_meta(meta: dict[str, str], raw_path: str, query: str, options: Optio
     client = forwarded_for(meta.get("HTTP_X_FORWARDED_FOR"))
     if client:  # unknown stays unset rather than made up
         meta["REMOTE_ADDR"] = client
-    forwarded_scheme(meta, https_by_default=False)
+    forwarded_scheme(meta, False)
 
 
 def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], bytes]:

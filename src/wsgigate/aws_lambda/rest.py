@@ -72,7 +72,7 @@ def environ(event: dict[str, Any], options: Options) -> tuple[dict[str, str], by
     client = identity.get("sourceIp") if identity else None
     if client:  # unknown stays unset rather than made up; test events write "1.2.3.4/32"
         meta["REMOTE_ADDR"] = client.partition("/")[0] if "/" in client else client
-    forwarded_scheme(meta, https_by_default=True)
+    forwarded_scheme(meta, True)
     if "HTTP_HOST" not in meta and context.get("domainName"):
         meta["SERVER_NAME"] = context["domainName"]
     return meta, request_body(event.get("body"), event.get("isBase64Encoded"))

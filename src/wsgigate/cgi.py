@@ -261,9 +261,7 @@ def _bad_request(out: "BinaryIO", message: str) -> "Outcome":
         + body
     )
     out.flush()
-    outcome = Outcome()
-    outcome.status, outcome.sent, outcome.complete = 400, len(body), True
-    return outcome
+    return Outcome.of(400, len(body), True)
 
 
 def run(

@@ -82,6 +82,40 @@ def test_open_tcp_port_zero_reports_the_real_port() -> None:
         assert not os.get_inheritable(listener.sock.fileno())
 
 
+@pytest.mark.parametrize("kind", ["tcp", "unix"])
+def test_listener_accept_gives_what_socket_accept_gives(kind: str, tmp_path: Path) -> None:
+    """Listener.accept() skips socket.accept()'s wrapper (its per-call enum conversions): the
+    socket it returns must be the same kind of object, blocking, with the same peer address."""
+    spec = "127.0.0.1:0" if kind == "tcp" else f"unix:{tmp_path / 'a.sock'}"
+    (listener,) = open_listeners([spec])
+    with listener.sock:
+        name = listener.sock.getsockname()
+        results = []
+        for accept in (listener.accept, listener.sock.accept):
+            client = socket.socket(listener.sock.family, socket.SOCK_STREAM)
+            client.connect(name)
+            time.sleep(0.05)
+            sock, peer = accept()
+            with client, sock:
+                client.sendall(b"ping")
+                assert sock.recv(4) == b"ping"  # a working, blocking connection
+                results.append(
+                    (
+                        type(sock),
+                        sock.family,
+                        sock.type,
+                        sock.proto,
+                        sock.gettimeout(),
+                        sock.getblocking(),
+                        os.get_inheritable(sock.fileno()),
+                        peer == client.getsockname(),
+                    )
+                )
+        ours, stdlib = results
+        assert ours == stdlib
+        assert ours[4] is None and ours[5] is True and ours[7] is True
+
+
 def test_open_ipv6_loopback() -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6")

@@ -387,7 +387,7 @@ class Worker:
             self._inflight += 1
         for listener in self.listeners:
             try:
-                sock, peer = listener.sock.accept()
+                sock, peer = listener.accept()
             except OSError:  # EAGAIN (nothing waiting), or a listener closed by a stop
                 continue
             return self._connection(sock, peer, listener)
@@ -508,7 +508,7 @@ class Worker:
             self._close(conn)
 
     def _accept(self, listener: Listener) -> None:
-        accept = listener.sock.accept
+        accept = listener.accept
         for _ in range(64):  # bounded, so parked connections get their turn
             if self.stopping:
                 return

@@ -99,6 +99,23 @@ def test_get_request_events() -> None:
     assert out == b""
 
 
+def test_identity_only_events_are_shared_and_the_sharing_is_bounded() -> None:
+    """BeginRequest and StdinEnd carry nothing but a request's identity: the codec hands the
+    same immutable object out again (building a frozen dataclass costs more than the lookup),
+    equal to a fresh one, and keeps at most a bounded number of them."""
+    first, _ = run([client_request(1)])
+    again, _ = run([client_request(1)])  # another connection
+    kept, _ = run([client_request(1, keep_conn=True)])
+    assert first[0] is again[0] and first[2] is again[2]
+    assert first[0] == BeginRequest(1, f.RESPONDER, False) and first[2] == StdinEnd(1)
+    assert kept[0] == BeginRequest(1, f.RESPONDER, True) and kept[0] is not first[0]
+    for rid in range(2, 300):
+        events, _ = run([client_request(rid, keep_conn=rid % 2 == 0)])
+        assert events[0] == BeginRequest(rid, f.RESPONDER, rid % 2 == 0)
+        assert events[2] == StdinEnd(rid)
+    assert len(f._BEGINS) <= f._SHARED_MAX and len(f._STDIN_ENDS) <= f._SHARED_MAX
+
+
 def test_post_body_in_several_records() -> None:
     body = bytes(range(256)) * 100
     events, _ = all_ways(client_request(7, body=body, keep_conn=True, record_size=1000))

@@ -45,7 +45,11 @@ from wsgigate.protocols import NEED_DATA, ConnectionClosed, LocalProtocolError, 
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Hashable, Iterable, Iterator, Mapping
+    from typing import TypeVar
+
+    _K = TypeVar("_K", bound=Hashable)
+    _E = TypeVar("_E")
 
 __all__ = [
     "AbortRequest",
@@ -334,6 +338,20 @@ def _decode_params(blob: bytes, max_pairs: int) -> dict[str, str]:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+# Events are immutable, so those that carry nothing but a request's identity are made once and
+# handed out again: building a frozen dataclass costs 3-6k instructions (one object.__setattr__
+# call per field), a lookup a few hundred, and web servers number every request 1.
+_BEGINS: dict[tuple[int, int, bool], BeginRequest] = {}
+_STDIN_ENDS: dict[int, StdinEnd] = {}
+_SHARED_MAX = 64
+
+
+def _shared(events: dict[_K, _E], key: _K, event: _E) -> _E:
+    if len(events) < _SHARED_MAX:
+        events[key] = event
+    return event
+
+
 # -- records ----------------------------------------------------------------------------------
 
 
@@ -537,7 +555,9 @@ class FastCGIConnection(_RecordReader):
             if content:
                 return Stdin(request_id, content)
             request.stdin_done = True
-            return StdinEnd(request_id)
+            return _STDIN_ENDS.get(request_id) or _shared(
+                _STDIN_ENDS, request_id, StdinEnd(request_id)
+            )
         if rtype == PARAMS and request is not None:
             return self._params(request_id, request, content)
         if request_id == 0:
@@ -619,7 +639,8 @@ class FastCGIConnection(_RecordReader):
             self._refuse(request_id, OVERLOADED, keep_conn)
             return None
         self._requests[request_id] = _Request(role, keep_conn)
-        return BeginRequest(request_id, role, keep_conn)
+        key = (request_id, role, keep_conn)
+        return _BEGINS.get(key) or _shared(_BEGINS, key, BeginRequest(request_id, role, keep_conn))
 
     def _refuse(self, request_id: int, protocol_status: int, keep_conn: bool) -> None:
         self._out.append(

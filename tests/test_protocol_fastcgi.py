@@ -591,6 +591,19 @@ def test_params_size_limit_refuses_one_request_only() -> None:
     ]
 
 
+@pytest.mark.parametrize(("count", "refused"), [(9, False), (10, False), (11, True)])
+def test_params_count_limit_boundary(count: int, refused: bool) -> None:
+    params = {f"HTTP_X_{i}": "v" * (i * 40) for i in range(count)}  # 1- and 4-byte lengths
+    conn = FastCGIConnection(max_params=10)
+    conn.receive_data(client_request(1, params))
+    conn.next_event()
+    if refused:
+        with pytest.raises(RequestError, match="more than 10 name-value pairs"):
+            conn.next_event()
+    else:
+        assert conn.next_event() == Params(1, params)
+
+
 def test_params_count_limit() -> None:
     params = {f"HTTP_X_{i}": "v" for i in range(20)}
     conn = FastCGIConnection(max_params=10)

@@ -26,6 +26,7 @@ each recv and send.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import queue
@@ -191,7 +192,7 @@ class Worker:
         self.pool_size = max(config.threads, 1)
         self.busy = [0.0] * self.pool_size
         self.requests = 0
-        self.started = 0
+        self._started = itertools.count(1).__next__  # requests begun, counting this one
         self.max_requests = 0
         if config.max_requests:
             self.max_requests = config.max_requests + random.randint(0, config.max_requests_jitter)
@@ -232,9 +233,7 @@ class Worker:
     def request_started(self) -> None:
         # Counted when a request starts, so the worker stops accepting before it answers the
         # last one: no new connection can slip in while that answer is on its way.
-        with self._lock:
-            self.started += 1
-            count = self.started
+        count = self._started()  # next() of an itertools.count: atomic, no lock
         if self.max_requests and count == self.max_requests:
             self.stop(f"served {count} requests (--max-requests), recycling")
 
@@ -472,8 +471,8 @@ class Worker:
 
     def _serve_inline(self, conn: Connection) -> None:
         """--threads 0: serve ``conn`` on the main thread, now."""
-        with self._lock:
-            self._inflight += 1
+        # No lock: with no pool, this thread alone changes the in-flight count.
+        self._inflight += 1
         try:
             if self._handle(0, conn):
                 self._returned.append(conn)  # parked by the loop, right after this
@@ -482,8 +481,7 @@ class Worker:
         except RequestTimeout:  # delivered after its request ended: nothing left to stop
             self._close(conn)
         finally:
-            with self._lock:
-                self._inflight -= 1
+            self._inflight -= 1
 
     def _watchdog(self) -> None:
         """--threads 0: the slow log and --request-timeout, from a thread of their own (the

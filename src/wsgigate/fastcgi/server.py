@@ -313,8 +313,7 @@ class FastCGIHandler(ConnectionHandler):
         return FastCGIConnection(max_conns=self.max_conns, max_reqs=1, multiplex=False)
 
     def handle(self, conn: Connection) -> bool:
-        codec: FastCGIConnection = conn.state or self._codec()
-        conn.state = codec
+        codec: FastCGIConnection = conn.state
         sock = conn.sock
         # Once this call has read something, a connection with no request under way and no
         # partial record goes back to the worker: what woke it may have been the trailing
@@ -323,6 +322,11 @@ class FastCGIHandler(ConnectionHandler):
         received = False
         head_by = 0.0  # the head's deadline, from its first read (server/headwait.py)
         try:
+            if codec is None:  # a new connection: nothing buffered yet, read what woke us
+                codec = conn.state = self._codec()
+                codec.receive_data(sock.recv(RECV_SIZE))
+                head_by = time.monotonic() + self.head_timeout
+                received = True
             while True:
                 try:
                     event = codec.next_event()

@@ -89,6 +89,20 @@ def run(
     return outcome, writer
 
 
+def test_outcome_made_by_hand_has_its_defaults() -> None:
+    """A gateway answering by itself makes an Outcome (slots, so the defaults come from
+    __init__); run_app's exchange, an Outcome made without __init__, has every field set."""
+    assert vars_of(Outcome()) == {"status": 0, "sent": 0, "complete": False, "disconnected": False}
+    made = Outcome(400, 12, True)
+    assert vars_of(made) == {"status": 400, "sent": 12, "complete": True, "disconnected": False}
+    outcome, _ = run(lambda environ, start_response: [])  # never calls start_response
+    assert vars_of(outcome) == {"status": 500, "sent": 22, "complete": True, "disconnected": False}
+
+
+def vars_of(outcome: Outcome) -> dict[str, Any]:
+    return {name: getattr(outcome, name) for name in Outcome.__slots__}
+
+
 def errors_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "wsgigate.error" and r.levelno >= logging.ERROR]
 

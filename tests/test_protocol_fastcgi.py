@@ -99,10 +99,15 @@ def test_get_request_events() -> None:
     assert out == b""
 
 
-def test_identity_only_events_are_shared_and_the_sharing_is_bounded() -> None:
+def test_identity_only_events_are_shared_and_the_sharing_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """BeginRequest and StdinEnd carry nothing but a request's identity: the codec hands the
     same immutable object out again (building a frozen dataclass costs more than the lookup),
     equal to a fresh one, and keeps at most a bounded number of them."""
+    # empty caches, whatever ran before (the hypothesis tests fill them with random ids)
+    monkeypatch.setattr(f, "_BEGINS", {})
+    monkeypatch.setattr(f, "_STDIN_ENDS", {})
     first, _ = run([client_request(1)])
     again, _ = run([client_request(1)])  # another connection
     kept, _ = run([client_request(1, keep_conn=True)])
@@ -593,7 +598,8 @@ def test_params_size_limit_refuses_one_request_only() -> None:
 
 @pytest.mark.parametrize(("count", "refused"), [(9, False), (10, False), (11, True)])
 def test_params_count_limit_boundary(count: int, refused: bool) -> None:
-    params = {f"HTTP_X_{i}": "v" * (i * 40) for i in range(count)}  # 1- and 4-byte lengths
+    # values and names with 1- and 4-byte lengths, in every combination
+    params = {f"HTTP_X_{i}" + "N" * (i % 2 * 130): "v" * (i * 40) for i in range(count)}
     conn = FastCGIConnection(max_params=10)
     conn.receive_data(client_request(1, params))
     conn.next_event()

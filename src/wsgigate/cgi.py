@@ -261,7 +261,7 @@ def _bad_request(out: "BinaryIO", message: str) -> "Outcome":
         + body
     )
     out.flush()
-    return Outcome.of(400, len(body), True)
+    return Outcome(400, len(body), True)
 
 
 def run(

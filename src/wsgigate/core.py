@@ -517,28 +517,19 @@ def cgi_response_head(status: str, headers: "Iterable[tuple[str, str]]") -> byte
 
 
 class Outcome:
-    """What happened to one request: for the access log and for the gateway's next step.
+    """What happened to one request: for the access log and for the gateway's next step."""
 
-    Made by :func:`run_app` (a gateway answering by itself makes one with :meth:`of`).
-    """
-
-    # Slots, set by run_app() in one fixed order: CPython 3.12 and later read and write an
-    # instance dict's attributes at about twice the cost (cachegrind), 3.11 the same.
+    # Slots: CPython 3.12 and later read and write an instance dict's attributes at about twice
+    # the cost (cachegrind); 3.11 the same.
     __slots__ = ("status", "sent", "complete", "disconnected")
 
-    status: int  # HTTP status code sent, 0 if nothing was sent
-    sent: int  # body bytes handed to the writer
-    complete: bool  # finish() was called: the response is whole
-    disconnected: bool  # the peer went away
-
-    @classmethod
-    def of(cls, status: int, sent: int, complete: bool) -> "Outcome":
-        outcome = cls()
-        outcome.status = status
-        outcome.sent = sent
-        outcome.complete = complete
-        outcome.disconnected = False
-        return outcome
+    def __init__(
+        self, status: int = 0, sent: int = 0, complete: bool = False, disconnected: bool = False
+    ) -> None:
+        self.status = status  # HTTP status code sent, 0 if nothing was sent
+        self.sent = sent  # body bytes handed to the writer
+        self.complete = complete  # finish() was called: the response is whole
+        self.disconnected = disconnected  # the peer went away
 
 
 _ERROR_BODY = b"Internal Server Error\n"
@@ -553,6 +544,8 @@ class _Exchange(Outcome):
     """
 
     __slots__ = ("environ", "writer", "debug", "line", "headers", "head_sent", "remaining")
+    # run_app() sets every field itself, in one order: no __init__ call per request.
+    __init__ = object.__init__
 
     environ: "dict[str, Any]"
     writer: "ResponseWriter"
@@ -733,7 +726,7 @@ def run_app(
     # debug is positional-or-keyword on purpose: CPython 3.11 specializes calls
     # (CALL_PY_WITH_DEFAULTS) only to functions without keyword-only parameters, called without
     # keywords; the Lambda handler's per-event call relies on it.
-    exchange = _Exchange()
+    exchange: _Exchange = _Exchange()  # no __init__: every field is set here
     exchange.status = 0
     exchange.sent = 0
     exchange.complete = False

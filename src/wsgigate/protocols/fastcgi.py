@@ -345,7 +345,8 @@ def _decode_params(blob: bytes, max_pairs: int) -> dict[str, str]:
 
 # Events are immutable, so those that carry nothing but a request's identity are made once and
 # handed out again: building a frozen dataclass costs 3-6k instructions (one object.__setattr__
-# call per field), a lookup a few hundred, and web servers number every request 1.
+# call per field), a lookup a few hundred, and web servers number every request 1. The bound is
+# loose by a few when threads race past the size check together; nothing relies on identity.
 _BEGINS: dict[tuple[int, int, bool], BeginRequest] = {}
 _STDIN_ENDS: dict[int, StdinEnd] = {}
 _SHARED_MAX = 64

@@ -393,6 +393,10 @@ class _RecordReader:
     whole record was taken, so a partial record is simply left for the next call.
     """
 
+    # Slots here and in the two connections: CPython 3.12 and later reach an instance dict's
+    # attributes at about twice the cost, and these are read several times per record.
+    __slots__ = ("_buf", "_pos", "_more", "_more_len", "_eof", "_error", "_out")
+
     def __init__(self) -> None:
         self._buf = b""
         self._pos = 0
@@ -492,6 +496,19 @@ class _Request:
 
 class FastCGIConnection(_RecordReader):
     """The application's end of one FastCGI connection (see the module docstring)."""
+
+    __slots__ = (
+        "max_conns",
+        "max_reqs",
+        "multiplex",
+        "roles",
+        "max_params_size",
+        "max_params",
+        "_requests",
+        "_ended",
+        "_close_when_idle",
+        "_closed_reported",
+    )
 
     def __init__(
         self,
@@ -739,6 +756,8 @@ class FastCGIClientConnection(_RecordReader):
     ``record_size`` is the largest content of the PARAMS, STDIN and DATA records written
     (cgi-fcgi uses 8192, Apache 16384); name-value pairs are split across records at any byte.
     """
+
+    __slots__ = ("record_size", "_active")
 
     def __init__(self, *, record_size: int = MAX_CONTENT) -> None:
         super().__init__()

@@ -61,6 +61,20 @@ Event = Request | Body | EndOfBody | ConnectionClosed
 class SCGIParser:
     """Parse one SCGI request from bytes fed with :meth:`receive_data`."""
 
+    # One per connection: slots, as CPython 3.12 and later reach an instance dict's attributes
+    # at about twice the cost.
+    __slots__ = (
+        "max_header_size",
+        "_max_digits",
+        "_head",
+        "_pending",
+        "_state",
+        "_remaining",
+        "_eof",
+        "_error",
+        "trailing",
+    )
+
     def __init__(self, *, max_header_size: int = DEFAULT_MAX_HEADER_SIZE) -> None:
         self.max_header_size = max_header_size
         self._max_digits = len(str(max_header_size))

@@ -171,6 +171,50 @@ class Worker:
     user directly (single-process mode: SIGTERM/SIGINT graceful, a second one immediate).
     """
 
+    # Slots: read on every request, and past 30 attributes CPython keeps an instance's in a
+    # plain dict instead of its per-class layout (~1.5k instructions per request on 3.11, ~3.4k
+    # on 3.13, callgrind).
+    __slots__ = (
+        "listeners",
+        "handler",
+        "config",
+        "heartbeat",
+        "forked",
+        "access_log",
+        "inline",
+        "pool_size",
+        "busy",
+        "requests",
+        "_started",
+        "max_requests",
+        "stopping",
+        "forced",
+        "_queue",
+        "_queue_size",
+        "_returned",
+        "_lock",
+        "_inflight",
+        "_share",
+        "_throttled",
+        "_idle",
+        "_wake_r",
+        "_wake_w",
+        "_stop_reason",
+        "_hung_logged",
+        "scoreboard",
+        "slot",
+        "status_listener",
+        "pid",
+        "slow",
+        "timeouts",
+        "_req_start",
+        "_req_info",
+        "_req_flags",
+        "_req_thread",
+        "_watch",
+        "_tick",
+    )
+
     def __init__(
         self,
         listeners: list[Listener],
